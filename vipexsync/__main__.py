@@ -1,0 +1,5 @@
+"""Allows ``python -m vipexsync``."""
+
+from vipexsync.cli import main
+
+raise SystemExit(main())
