@@ -1,0 +1,475 @@
+"""One test per planning decision: incremental and full resync."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import pytest
+
+from vipexsync.config import DeletePolicy
+from vipexsync.domain import DesiredEntry, Entry, MirrorEntry, WriteState
+from vipexsync.sync.model import Action, Change, MirrorUpdate, Mode, Plan, Policy, RemoteView
+from vipexsync.sync.plan import changed_fields, plan, same_content
+
+TAG = "crm-sync"
+
+
+def entry(
+    number: str,
+    name: str = "Kiss Anna",
+    tags: Iterable[str] = (TAG,),
+    comment: str = "",
+    fields: Mapping[int, str] | None = None,
+) -> Entry:
+    return Entry(number, name, frozenset(tags), comment, dict(fields or {}))
+
+
+def want(e: Entry, key: str | None = None) -> DesiredEntry:
+    return DesiredEntry(e, key or f"k{e.phonenumber}")
+
+
+def row(
+    number: str,
+    written: Entry | None,
+    *,
+    owned: bool = True,
+    key: str | None = None,
+    state: WriteState = WriteState.APPLIED,
+) -> MirrorEntry:
+    return MirrorEntry(number, written, owned, key or f"k{number}", state)
+
+
+def desired_of(*items: DesiredEntry) -> dict[str, DesiredEntry]:
+    return {d.entry.phonenumber: d for d in items}
+
+
+def mirror_of(*rows: MirrorEntry) -> dict[str, MirrorEntry]:
+    return {r.phonenumber: r for r in rows}
+
+
+def remote_of(*entries: Entry, complete: bool = True) -> RemoteView:
+    return RemoteView({e.phonenumber: e for e in entries}, complete)
+
+
+def policy(delete: DeletePolicy = "owned", tag: str = TAG) -> Policy:
+    return Policy(delete=delete, ownership_tag=tag, managed_field_ids=frozenset({1, 2}))
+
+
+def only(p: Plan) -> Change:
+    assert len(p.changes) == 1, p.changes
+    return p.changes[0]
+
+
+A, B, C = "3611111111", "3622222222", "3633333333"
+
+
+# --- same_content ----------------------------------------------------------
+
+
+def test_same_content_compares_name_comment_tags_and_desired_fields() -> None:
+    base = entry(A, fields={1: "x"})
+    assert same_content(base, entry(A, fields={1: "x"}))
+    assert not same_content(base, entry(A, name="Other", fields={1: "x"}))
+    assert not same_content(base, entry(A, comment="c", fields={1: "x"}))
+    assert not same_content(base, entry(A, tags=(TAG, "vip"), fields={1: "x"}))
+    assert not same_content(base, entry(A, fields={1: "y"}))
+
+
+def test_same_content_tags_are_sets() -> None:
+    assert same_content(entry(A, tags=["b", "a", "a"]), entry(A, tags=["a", "b"]))
+
+
+def test_same_content_ignores_fields_desired_does_not_carry() -> None:
+    assert same_content(entry(A, fields={1: "x"}), entry(A, fields={1: "x", 99: "junk"}))
+
+
+def test_same_content_missing_field_counts_as_empty() -> None:
+    assert same_content(entry(A, fields={1: ""}), entry(A))
+    assert not same_content(entry(A, fields={1: "x"}), entry(A))
+
+
+def test_same_content_ignores_phone_number() -> None:
+    assert same_content(entry(A), entry(B))
+
+
+def test_changed_fields_names_each_field() -> None:
+    got = changed_fields(
+        entry(A, name="N", comment="c", tags=["t"], fields={1: "x", 2: "y"}),
+        entry(A, fields={2: "y"}),
+    )
+    assert got == ["name", "comment", "tags", "custom field 1"]
+
+
+# --- incremental -------------------------------------------------------------
+
+
+def test_incremental_new_in_crm_is_created() -> None:
+    d = want(entry(A))
+    p = plan(desired_of(d), {}, None, policy())
+    assert p.mode is Mode.INCREMENTAL
+    assert only(p) == Change(Action.CREATE, A, None, d.entry, "new in CRM", d.record_key)
+
+
+def test_incremental_unconfirmed_create_is_retried() -> None:
+    d = want(entry(A))
+    p = plan(desired_of(d), mirror_of(row(A, None, state=WriteState.FAILED)), None, policy())
+    assert only(p) == Change(
+        Action.CREATE, A, None, d.entry, "retrying a create that was not confirmed", d.record_key
+    )
+
+
+def test_incremental_crm_change_is_an_update_naming_the_fields() -> None:
+    old = entry(A, name="Old", tags=[TAG])
+    d = want(entry(A, name="New", tags=[TAG, "vip"]))
+    p = plan(desired_of(d), mirror_of(row(A, old)), None, policy())
+    assert only(p) == Change(
+        Action.UPDATE, A, old, d.entry, "name, tags changed in CRM", d.record_key
+    )
+
+
+def test_incremental_failed_update_is_retried() -> None:
+    old = entry(A, name="Old")
+    d = want(entry(A, name="New"))
+    m = row(A, old, state=WriteState.FAILED)
+    change = only(plan(desired_of(d), mirror_of(m), None, policy()))
+    assert change.action is Action.UPDATE
+    assert change.before == old
+    assert change.reason == "retrying a failed update (name differs from the last confirmed write)"
+
+
+def test_incremental_equal_is_noop_without_mirror_update() -> None:
+    d = want(entry(A, fields={1: "x"}))
+    p = plan(desired_of(d), mirror_of(row(A, d.entry)), None, policy())
+    assert p.changes == ()
+    assert p.noop == 1
+    assert p.mirror_updates == ()
+    assert p.counts() == {"create": 0, "update": 0, "adopt": 0, "delete": 0, "noop": 1}
+
+
+@pytest.mark.parametrize("state", [WriteState.FAILED, WriteState.PENDING])
+def test_incremental_equal_but_not_applied_clears_state(state: WriteState) -> None:
+    d = want(entry(A))
+    p = plan(desired_of(d), mirror_of(row(A, d.entry, state=state)), None, policy())
+    assert p.changes == ()
+    assert p.noop == 1
+    assert p.mirror_updates == (MirrorUpdate(A, d.entry, d.record_key),)
+
+
+def test_incremental_equal_with_new_record_key_updates_mirror_only() -> None:
+    d = want(entry(A), key="new-key")
+    p = plan(desired_of(d), mirror_of(row(A, d.entry, key="old-key")), None, policy())
+    assert p.changes == ()
+    assert p.mirror_updates == (MirrorUpdate(A, d.entry, "new-key"),)
+
+
+@pytest.mark.parametrize("delete", ["owned", "all"])
+def test_incremental_owned_row_not_desired_is_deleted(delete: DeletePolicy) -> None:
+    old = entry(A)
+    p = plan({}, mirror_of(row(A, old)), None, policy(delete))
+    assert only(p) == Change(Action.DELETE, A, old, None, "no longer in CRM", "k" + A)
+
+
+def test_incremental_deletes_owned_row_even_without_confirmed_write() -> None:
+    p = plan({}, mirror_of(row(A, None, state=WriteState.FAILED)), None, policy())
+    change = only(p)
+    assert change.action is Action.DELETE
+    assert change.before is None
+
+
+def test_incremental_policy_never_deletes_nothing() -> None:
+    p = plan({}, mirror_of(row(A, entry(A)), row(B, None)), None, policy("never"))
+    assert p.changes == ()
+    assert p.owned == 2
+
+
+@pytest.mark.parametrize("delete", ["owned", "all", "never"])
+def test_incremental_never_deletes_a_row_it_does_not_own(delete: DeletePolicy) -> None:
+    p = plan({}, mirror_of(row(A, entry(A), owned=False)), None, policy(delete))
+    assert p.changes == ()
+    assert p.owned == 0
+
+
+def test_incremental_owned_counts_owned_mirror_rows() -> None:
+    mirror = mirror_of(row(A, entry(A)), row(B, None), row(C, entry(C), owned=False))
+    assert plan({}, mirror, None, policy("never")).owned == 2
+
+
+def test_number_change_creates_new_before_deleting_old() -> None:
+    # CRM record "r1" had number B; now it has number A (sorted before B) and C.
+    old = entry(B)
+    new = want(entry(A), key="r1")
+    p = plan(desired_of(new), mirror_of(row(B, old, key="r1")), None, policy())
+    assert [(c.action, c.phonenumber, c.record_key) for c in p.changes] == [
+        (Action.CREATE, A, "r1"),
+        (Action.DELETE, B, "r1"),
+    ]
+    # Also when the new number sorts after the old one.
+    p = plan(desired_of(want(entry(C), key="r1")), mirror_of(row(B, old, key="r1")), None, policy())
+    assert [(c.action, c.phonenumber) for c in p.changes] == [
+        (Action.CREATE, C),
+        (Action.DELETE, B),
+    ]
+
+
+def test_order_is_creates_then_updates_and_adopts_then_deletes_by_number() -> None:
+    numbers = [f"36{i:08d}" for i in range(9)]
+    desired = desired_of(
+        want(entry(numbers[8])),  # create
+        want(entry(numbers[0])),  # create
+        want(entry(numbers[5], name="New")),  # update
+        want(entry(numbers[3], name="New")),  # adopt (remote, not owned)
+        want(entry(numbers[4], name="New")),  # update
+    )
+    mirror = mirror_of(
+        row(numbers[5], entry(numbers[5])),
+        row(numbers[4], entry(numbers[4])),
+        row(numbers[7], entry(numbers[7])),
+        row(numbers[1], entry(numbers[1])),
+    )
+    remote = remote_of(
+        entry(numbers[5]),
+        entry(numbers[4]),
+        entry(numbers[3], tags=()),
+        entry(numbers[7]),
+        entry(numbers[1]),
+    )
+    p = plan(desired, mirror, remote, policy())
+    assert [(c.action.value, c.phonenumber[-1]) for c in p.changes] == [
+        ("create", "0"),
+        ("create", "8"),
+        ("adopt", "3"),
+        ("update", "4"),
+        ("update", "5"),
+        ("delete", "1"),
+        ("delete", "7"),
+    ]
+    assert plan(dict(reversed(desired.items())), mirror, remote, policy()) == p
+
+
+# --- full resync -------------------------------------------------------------
+
+
+def test_full_missing_remote_new_in_crm_is_created() -> None:
+    d = want(entry(A))
+    p = plan(desired_of(d), {}, remote_of(), policy())
+    assert p.mode is Mode.FULL
+    assert only(p) == Change(Action.CREATE, A, None, d.entry, "new in CRM", d.record_key)
+    assert p.drift == 0
+
+
+def test_full_missing_remote_with_confirmed_write_is_drift() -> None:
+    d = want(entry(A))
+    p = plan(desired_of(d), mirror_of(row(A, d.entry)), remote_of(), policy())
+    assert only(p) == Change(
+        Action.CREATE, A, None, d.entry, "deleted by hand in VIPeX; recreating", d.record_key
+    )
+    assert p.drift == 1
+
+
+def test_full_missing_remote_without_confirmed_write_retries_create() -> None:
+    d = want(entry(A))
+    p = plan(desired_of(d), mirror_of(row(A, None)), remote_of(), policy())
+    assert only(p).reason == "retrying a create that was not confirmed"
+    assert p.drift == 0
+
+
+def test_full_owned_and_equal_is_noop() -> None:
+    d = want(entry(A, fields={1: "x"}))
+    p = plan(desired_of(d), mirror_of(row(A, d.entry)), remote_of(d.entry), policy())
+    assert p.changes == ()
+    assert p.noop == 1
+    assert p.mirror_updates == ()
+    assert p.drift == 0
+
+
+@pytest.mark.parametrize(
+    "mirror_row",
+    [
+        None,
+        row(A, entry(A), owned=False),
+        row(A, entry(A, name="Stale")),
+        row(A, None, state=WriteState.FAILED),
+        row(A, entry(A), state=WriteState.PENDING),
+    ],
+    ids=["missing", "not-owned", "stale", "unconfirmed", "pending"],
+)
+def test_full_equal_remote_teaches_the_mirror(mirror_row: MirrorEntry | None) -> None:
+    d = want(entry(A))
+    mirror = mirror_of(mirror_row) if mirror_row else {}
+    p = plan(desired_of(d), mirror, remote_of(entry(A)), policy())
+    assert p.changes == ()
+    assert p.noop == 1
+    assert p.mirror_updates == (MirrorUpdate(A, d.entry, d.record_key),)
+
+
+def test_full_hand_edit_of_our_write_is_drift_and_repaired() -> None:
+    d = want(entry(A, name="Kiss Anna"))
+    edited = entry(A, name="Anna (mobile)")
+    p = plan(desired_of(d), mirror_of(row(A, d.entry)), remote_of(edited), policy())
+    assert only(p) == Change(
+        Action.UPDATE,
+        A,
+        edited,
+        d.entry,
+        "name edited by hand in VIPeX; restoring the CRM's values",
+        d.record_key,
+    )
+    assert p.drift == 1
+
+
+def test_full_crm_change_is_an_update_without_drift() -> None:
+    old = entry(A, comment="Acme")
+    d = want(entry(A, comment="Acme Ltd"))
+    p = plan(desired_of(d), mirror_of(row(A, old)), remote_of(old), policy())
+    change = only(p)
+    assert (change.action, change.before, change.reason) == (
+        Action.UPDATE,
+        old,
+        "comment changed in CRM",
+    )
+    assert p.drift == 0
+
+
+def test_full_owned_by_tag_only_differs_from_vipex() -> None:
+    d = want(entry(A, name="New", fields={1: "x"}))
+    held = entry(A, name="Old")
+    change = only(plan(desired_of(d), {}, remote_of(held), policy()))
+    assert (change.action, change.before, change.reason) == (
+        Action.UPDATE,
+        held,
+        "name, custom field 1 differ from VIPeX",
+    )
+
+
+def test_full_hand_made_entry_with_crm_number_is_adopted() -> None:
+    d = want(entry(A))
+    held = entry(A, tags=["vip"])
+    p = plan(desired_of(d), {}, remote_of(held), policy())
+    assert only(p) == Change(
+        Action.ADOPT,
+        A,
+        held,
+        d.entry,
+        "hand-made entry with a CRM number; taking it over",
+        d.record_key,
+    )
+    assert p.drift == 0
+
+
+def test_full_adopt_without_ownership_tag_when_content_differs() -> None:
+    d = want(entry(A, name="CRM name", tags=()))
+    held = entry(A, name="Hand name", tags=())
+    change = only(plan(desired_of(d), {}, remote_of(held), policy(tag="")))
+    assert change.action is Action.ADOPT
+
+
+def test_full_equal_hand_made_entry_without_tag_is_noop_and_learned() -> None:
+    d = want(entry(A, tags=["vip"]))
+    p = plan(desired_of(d), {}, remote_of(entry(A, tags=["vip"])), policy(tag=""))
+    assert p.changes == ()
+    assert p.noop == 1
+    assert p.mirror_updates == (MirrorUpdate(A, d.entry, d.record_key),)
+
+
+def test_full_unmanaged_custom_fields_never_cause_a_write() -> None:
+    d = want(entry(A, fields={1: "x"}))
+    held = entry(A, fields={1: "x", 42: "set by hand"})
+    p = plan(desired_of(d), mirror_of(row(A, d.entry)), remote_of(held), policy())
+    assert p.changes == ()
+
+
+def test_full_ownership_rebuilt_from_tags_with_empty_mirror() -> None:
+    tagged, hand_made = entry(A), entry(B, tags=["other"])
+    p = plan({}, {}, remote_of(tagged, hand_made), policy())
+    assert only(p) == Change(Action.DELETE, A, tagged, None, "no longer in CRM", None)
+    assert p.owned == 1
+
+
+def test_full_owned_is_union_of_mirror_and_tags() -> None:
+    remote = remote_of(entry(A), entry(B, tags=()), entry(C, tags=()))
+    mirror = mirror_of(row(A, entry(A)), row(B, entry(B)), row("3644444444", entry("3644444444")))
+    p = plan({}, mirror, remote, policy("never"))
+    # A (both), B (mirror), 3644444444 (mirror, vanished); C is hand-made.
+    assert p.owned == 3
+
+
+def test_full_policy_owned_deletes_only_owned() -> None:
+    remote = remote_of(entry(A), entry(B, tags=()), entry(C, tags=()))
+    mirror = mirror_of(row(B, entry(B, tags=())), row(C, entry(C, tags=()), owned=False))
+    p = plan({}, mirror, remote, policy("owned"))
+    assert [(c.action, c.phonenumber, c.record_key) for c in p.changes] == [
+        (Action.DELETE, A, None),
+        (Action.DELETE, B, "k" + B),
+    ]
+
+
+def test_full_policy_all_deletes_every_undesired_remote_entry() -> None:
+    hand = entry(B, tags=())
+    p = plan(desired_of(want(entry(C))), {}, remote_of(entry(A), hand, entry(C)), policy("all"))
+    assert [(c.action, c.phonenumber, c.reason) for c in p.changes] == [
+        (Action.DELETE, A, "no longer in CRM"),
+        (Action.DELETE, B, "not in CRM and delete = all manages the whole phonebook"),
+    ]
+    assert p.changes[1].before == hand
+    assert p.owned == 3
+
+
+def test_full_policy_never_deletes_nothing() -> None:
+    p = plan({}, mirror_of(row(A, entry(A))), remote_of(entry(A), entry(B)), policy("never"))
+    assert p.changes == ()
+
+
+def test_full_vanished_owned_row_is_forgotten_as_drift() -> None:
+    p = plan({}, mirror_of(row(A, entry(A))), remote_of(), policy())
+    assert p.changes == ()
+    assert p.mirror_updates == (MirrorUpdate(A, None, "k" + A),)
+    assert p.drift == 1
+
+
+@pytest.mark.parametrize(
+    "mirror_row",
+    [row(A, None, state=WriteState.FAILED), row(A, entry(A), owned=False)],
+    ids=["unconfirmed", "not-owned"],
+)
+def test_full_vanished_row_without_owned_write_is_forgotten_without_drift(
+    mirror_row: MirrorEntry,
+) -> None:
+    p = plan({}, mirror_of(mirror_row), remote_of(), policy())
+    assert p.mirror_updates == (MirrorUpdate(A, None, "k" + A),)
+    assert p.drift == 0
+
+
+def test_full_incomplete_listing_forgets_nothing_and_counts_no_drift() -> None:
+    d = want(entry(B))
+    mirror = mirror_of(row(A, entry(A)), row(B, d.entry))
+    p = plan(desired_of(d), mirror, remote_of(complete=False), policy())
+    assert p.mirror_updates == ()
+    assert p.drift == 0
+    # B: the mirror says VIPeX holds it; absence from a partial listing proves nothing.
+    assert p.noop == 1
+    # A: still planned for deletion (the guard withholds it on an incomplete listing).
+    assert [(c.action, c.phonenumber) for c in p.changes] == [(Action.DELETE, A)]
+
+
+def test_full_incomplete_listing_still_creates_and_updates() -> None:
+    d_new, d_changed = want(entry(A)), want(entry(B, name="New"))
+    mirror = mirror_of(row(B, entry(B, name="Old")))
+    p = plan(desired_of(d_new, d_changed), mirror, remote_of(complete=False), policy())
+    assert [(c.action, c.phonenumber) for c in p.changes] == [
+        (Action.CREATE, A),
+        (Action.UPDATE, B),
+    ]
+
+
+def test_plan_is_deterministic_for_equal_inputs() -> None:
+    desired = desired_of(want(entry(B)), want(entry(A, name="N")))
+    mirror = mirror_of(row(C, entry(C)), row(A, entry(A)))
+    remote = remote_of(entry(C), entry(A, name="hand"))
+    first = plan(desired, mirror, remote, policy())
+    second = plan(
+        dict(reversed(desired.items())),
+        dict(reversed(mirror.items())),
+        RemoteView(dict(reversed(list(remote.entries.items()))), True),
+        policy(),
+    )
+    assert first == second
