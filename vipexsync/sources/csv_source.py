@@ -1,0 +1,163 @@
+"""CSV file source: one record per row, the header row names the fields.
+
+Config keys (``[jobs.source]`` with ``type = "csv"``):
+
+``path``
+    The CSV file; relative paths are relative to the config file.
+``key``
+    The header of the column that holds the CRM's stable record id. It must
+    exist in the header row.
+``encoding`` (default ``"utf-8"``)
+    Text encoding; a UTF-8 byte-order mark is tolerated. A Hungarian Excel
+    export ("CSV (pontosvesszővel tagolt)") needs ``encoding = "cp1250"``
+    and ``delimiter = ";"``.
+``delimiter`` (default ``","``)
+    The one-character field separator (``";"`` for Excel in Hungarian locale,
+    ``"\\t"`` for tab-separated exports).
+
+Rows with fewer fields than the header get "" for the missing ones; a row
+with more non-empty fields than the header means the file is malformed and
+stops the read. Blank rows are skipped. A row whose key cell is empty is
+yielded with key "" (the mapping rejects it).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+
+from vipexsync.config import CsvSourceConfig
+from vipexsync.errors import SourceError
+from vipexsync.sources.base import SourceRecord, clean_value
+
+#: Largest single field accepted; a bigger one (often a runaway quote) is an error.
+FIELD_SIZE_LIMIT = 1024 * 1024
+
+
+def _python_encoding(encoding: str) -> str:
+    """The codec to open the file with: UTF-8 always tolerates a BOM."""
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        return encoding  # reported by the open() call, with the key named
+    return "utf-8-sig" if name in ("utf-8", "utf-8-sig") else encoding
+
+
+class CsvSource:
+    """Streams the rows of a CSV file as records."""
+
+    def __init__(self, cfg: CsvSourceConfig) -> None:
+        self._cfg = cfg
+        self.description = f"csv file {cfg.path}"
+
+    def read(self) -> Iterator[SourceRecord]:
+        cfg = self._cfg
+        path = Path(cfg.path)
+        name = path.name
+        encoding = _python_encoding(cfg.encoding)
+        csv.field_size_limit(FIELD_SIZE_LIMIT)
+        try:
+            handle = path.open(encoding=encoding, errors="strict", newline="")
+        except LookupError:
+            raise SourceError(
+                f"{self.description}: unknown encoding {cfg.encoding!r} in the source's "
+                '`encoding` key; use e.g. "utf-8" or "cp1250" (Hungarian Excel export)'
+            ) from None
+        except OSError as exc:
+            raise SourceError(
+                f"{self.description}: cannot open the file ({exc.strerror or exc}); "
+                "check the source's `path` and the file's permissions"
+            ) from None
+        with handle:
+            try:
+                reader = csv.reader(handle, delimiter=cfg.delimiter, strict=True)
+            except TypeError as exc:
+                raise SourceError(
+                    f"{self.description}: invalid delimiter {cfg.delimiter!r} ({exc}); "
+                    "the source's `delimiter` key must be exactly one character"
+                ) from None
+            last_line = 0
+            try:
+                header = next(reader, None)
+                if header is None:
+                    raise SourceError(
+                        f"{self.description}: the file is empty (no header row); "
+                        "export the CRM again with column headers"
+                    )
+                columns = [clean_value(h).lstrip("\ufeff").strip() for h in header]
+                self._check_header(columns)
+                key_index = columns.index(cfg.key)
+                last_line = reader.line_num
+                for row in reader:
+                    line = last_line + 1
+                    last_line = reader.line_num
+                    if all(not cell.strip("\x00 \t\r\n") for cell in row):
+                        continue  # a blank row (or ";;;;") is no record
+                    yield self._record(row, columns, key_index, f"{name} line {line}")
+            except UnicodeDecodeError as exc:
+                line = _decode_error_line(path, encoding)
+                raise SourceError(
+                    f"{self.description}: line {line} is not valid {cfg.encoding} "
+                    f"({exc.reason}); set the source's `encoding` key to the file's real "
+                    'encoding, e.g. "cp1250" for a Hungarian Excel export'
+                ) from None
+            except csv.Error as exc:
+                raise SourceError(
+                    f"{self.description}: malformed CSV at line {reader.line_num or last_line + 1}"
+                    f" ({exc}); check the export (quoting, delimiter {cfg.delimiter!r})"
+                ) from None
+            except OSError as exc:
+                raise SourceError(
+                    f"{self.description}: reading failed after line {last_line} "
+                    f"({exc.strerror or exc}); check the file and the disk"
+                ) from None
+
+    def _check_header(self, columns: list[str]) -> None:
+        """The key column must exist and no field name may appear twice."""
+        key = self._cfg.key
+        named = [c for c in columns if c]
+        if not key or key not in named:
+            raise SourceError(
+                f"{self.description}: the key column {key!r} is not in the header row; "
+                f"columns found: {', '.join(repr(c) for c in named) or '(none)'}. "
+                "Fix the source's `key` key or the export"
+                + (f" (is the delimiter {self._cfg.delimiter!r} right?)" if len(named) <= 1 else "")
+            )
+        dupes = sorted({c for c in named if named.count(c) > 1})
+        if dupes:
+            raise SourceError(
+                f"{self.description}: the header row names {', '.join(map(repr, dupes))} "
+                "more than once, so its fields are ambiguous; rename the columns in the export"
+            )
+
+    def _record(
+        self, row: list[str], columns: list[str], key_index: int, locator: str
+    ) -> SourceRecord:
+        if len(row) > len(columns) and any(cell.strip() for cell in row[len(columns) :]):
+            raise SourceError(
+                f"{self.description}: {locator} has {len(row)} fields but the header has "
+                f"{len(columns)}; the file is malformed (an unquoted delimiter in a value?). "
+                "Export it again; nothing is deleted until the source reads cleanly"
+            )
+        fields: dict[str, str] = {}
+        for index, column in enumerate(columns):
+            if column:
+                fields[column] = clean_value(row[index]) if index < len(row) else ""
+        return SourceRecord(key=fields[columns[key_index]], fields=fields, locator=locator)
+
+
+def _decode_error_line(path: Path, encoding: str) -> int:
+    """The line of the first undecodable byte (the error path only re-reads the file)."""
+    try:
+        data = path.read_bytes()
+        data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        start = exc.start
+        if encoding == "utf-8-sig" and data.startswith(codecs.BOM_UTF8):
+            start += len(codecs.BOM_UTF8)  # the codec reports offsets past the BOM
+        return data[:start].decode(encoding, errors="replace").count("\n") + 1
+    except OSError:
+        return 0
+    return 0
