@@ -1,0 +1,96 @@
+"""Fault injection for the emulator: the HTTP-level trouble the vendor never documents.
+
+A :class:`Faults` value is mutable on purpose: a test flips switches while the
+server runs. The app asks :meth:`Faults.decide` once per routed request and
+gets a :class:`FaultDecision` back; everything random comes from one
+``random.Random`` seeded from ``seed`` (re-seeded whenever ``seed`` changes),
+so a seeded run is repeatable.
+
+Faults other than ``hang`` and ``latency`` are answered *instead of* running
+the action, so a faulted request never changes state. A hang sleeps and then
+runs the action normally: the client's timeout fires, yet the write may have
+happened — exactly the case a careful client must survive.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field
+
+__all__ = ["FaultDecision", "Faults"]
+
+
+@dataclass(frozen=True)
+class FaultDecision:
+    """What to do to one request before (or instead of) answering it."""
+
+    latency: float = 0.0
+    rate_limited: bool = False
+    error_status: int | None = None  # 500 / 502 / 503
+    hang: float = 0.0
+    html: bool = False
+    page_shift: int = 0
+
+
+@dataclass
+class Faults:
+    latency_seconds: float = 0.0
+    error_rate: float = 0.0
+    rate_limit_every: int = 0
+    retry_after_seconds: float = 1.0
+    hang_rate: float = 0.0
+    hang_seconds: float = 30.0
+    html_rate: float = 0.0
+    page_shift: int = 0
+    seed: int | None = None
+    actions: frozenset[str] | None = None
+    _lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
+    _rng: random.Random = field(
+        default_factory=random.Random, init=False, repr=False, compare=False
+    )
+    _rng_seed: int | None = field(default=None, init=False, repr=False, compare=False)
+    _counter: int = field(default=0, init=False, repr=False, compare=False)
+
+    def reset(self) -> None:
+        """Switch every fault off (and restart the rate-limit count)."""
+        with self._lock:
+            self.latency_seconds = 0.0
+            self.error_rate = 0.0
+            self.rate_limit_every = 0
+            self.retry_after_seconds = 1.0
+            self.hang_rate = 0.0
+            self.hang_seconds = 30.0
+            self.html_rate = 0.0
+            self.page_shift = 0
+            self.seed = None
+            self.actions = None
+            self._counter = 0
+
+    def applies_to(self, action: str) -> bool:
+        return self.actions is None or action in self.actions
+
+    def _roll(self, rate: float) -> bool:
+        return rate > 0 and self._rng.random() < rate
+
+    def decide(self, action: str) -> FaultDecision:
+        """Draw this request's faults (latency applies to every request)."""
+        with self._lock:
+            latency = max(0.0, self.latency_seconds)
+            if not self.applies_to(action):
+                return FaultDecision(latency=latency)
+            if self.seed != self._rng_seed:
+                self._rng = random.Random(self.seed)  # noqa: S311 - test faults, not crypto
+                self._rng_seed = self.seed
+            self._counter += 1
+            if self.rate_limit_every > 0 and self._counter % self.rate_limit_every == 0:
+                return FaultDecision(latency=latency, rate_limited=True)
+            if self._roll(self.error_rate):
+                status = self._rng.choice((500, 502, 503))
+                return FaultDecision(latency=latency, error_status=status)
+            if self._roll(self.html_rate):
+                return FaultDecision(latency=latency, html=True)
+            hang = max(0.0, self.hang_seconds) if self._roll(self.hang_rate) else 0.0
+            return FaultDecision(latency=latency, hang=hang, page_shift=max(0, self.page_shift))
