@@ -1,0 +1,725 @@
+"""The typed VIPeX API client: one method per documented action.
+
+Layers, from the wire up:
+
+* ``_send`` puts one HTTP request on the wire in the chosen body encoding;
+  requests' exceptions are mapped to :class:`TransportError` right there, once.
+* :mod:`vipexsync.vipex.parse` turns status + body into the ``onvipex_result``
+  object or the matching error (pure).
+* ``_with_retries`` is the only retry layer (tenacity driven by the pure
+  :class:`RetryPolicy`); urllib3's own retries are switched off.
+* the action methods build parameters and parse answers into frozen models.
+
+The password lives only in the session's auth object: it is never part of a
+URL, a log line, an exception message or a repr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.cookiejar
+import json
+import logging
+import os
+import random
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import UTC, datetime
+from email.message import Message
+from pathlib import Path, PurePosixPath
+from types import TracebackType
+from typing import IO, Any, BinaryIO, Literal, Protocol, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import requests
+import tenacity
+import urllib3.exceptions
+from requests.adapters import HTTPAdapter
+
+from vipexsync.config import Secret, VipexConfig
+from vipexsync.errors import (
+    ApiError,
+    ApiResultError,
+    ConfigError,
+    TransportError,
+)
+from vipexsync.vipex import parse
+from vipexsync.vipex.listing import assemble_listing, effective_page_size, page_offsets
+from vipexsync.vipex.models import (
+    CallForward,
+    CallForwardList,
+    CustomField,
+    CustomFieldValue,
+    ExtenCurrentCalls,
+    ForwardType,
+    OperatorStatus,
+    OperatorStatusHistory,
+    PhonebookEntry,
+    PhonebookListing,
+    PhonebookPage,
+    Recording,
+    VipexUser,
+)
+from vipexsync.vipex.retry import RetryPolicy, has_side_effects
+from vipexsync.wire import API_VERSION, MAX_QUERYABLE_ROWS, format_local
+
+log = logging.getLogger("vipexsync.vipex")
+
+Encoding = Literal["form", "json", "multipart", "get"]
+ENCODINGS: tuple[Encoding, ...] = ("form", "json", "multipart", "get")
+_CHUNK = 64 * 1024
+_T = TypeVar("_T")
+
+
+class ApiObserver(Protocol):
+    """Hook for metrics: told about every HTTP attempt and every retry."""
+
+    def request_finished(self, action: str, outcome: str, seconds: float) -> None:
+        """``outcome`` is ok, api_error, http_error or transport_error."""
+
+    def retried(self, action: str, attempt: int) -> None:
+        """``attempt`` is the number of the attempt about to be made (2 for the first retry)."""
+
+
+def build_api_url(url: str) -> str:
+    """The configured URL with ``rt=api`` in its query and no userinfo.
+
+    The path and any other query parameters are kept. Credentials written into
+    the URL are dropped: they would leak into every log line that shows it, and
+    the client sends its own Basic auth.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"[vipex] url must be an http(s) URL with a host, like https://cloud.opennet.hu; "
+            f"got one with scheme {parts.scheme!r}"
+        )
+    host = parts.hostname
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port is not None else host
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "rt"]
+    query.insert(0, ("rt", "api"))
+    return urlunsplit((parts.scheme, netloc, parts.path or "/", urlencode(query), ""))
+
+
+def _flat_value(value: object) -> str:
+    """A parameter as a form/query/multipart value: arrays and objects as JSON strings."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """Whether a requests ConnectionError happened before any byte was sent.
+
+    urllib3 wraps the cause in MaxRetryError.reason; a NewConnectionError
+    (connection refused, DNS failure) means the request never left.
+    """
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, urllib3.exceptions.NewConnectionError):
+            return True
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            stack.append(reason)
+        stack.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        stack.append(current.__cause__)
+        stack.append(current.__context__)
+    return False
+
+
+def _short_reason(exc: BaseException) -> str:
+    """The innermost cause's text: no request URL (which could hold GET parameters)."""
+    current: BaseException = exc
+    for _ in range(6):
+        inner = getattr(current, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = next((a for a in current.args if isinstance(a, BaseException)), None)
+        if inner is None:
+            break
+        current = inner
+    text = str(current)
+    # urllib3 prefixes "HTTPConnection(host=..., port=...): "; keep what follows.
+    if "): " in text:
+        text = text.split("): ", 1)[1]
+    return text[:200] or type(current).__name__
+
+
+def map_requests_error(
+    action: str, exc: requests.RequestException, where: str, timeout: float
+) -> TransportError:
+    """The one place where requests' exceptions become vipexsync's."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return TransportError(
+            action, f"connecting to {where} timed out after {timeout:g} s", sent=False
+        )
+    if isinstance(exc, requests.ReadTimeout):
+        return TransportError(
+            action,
+            f"{where} sent no answer within {timeout:g} s (the request may have been carried out)",
+            sent=True,
+        )
+    if isinstance(exc, requests.exceptions.SSLError):
+        return TransportError(
+            action,
+            f"the TLS handshake with {where} failed ({_short_reason(exc)}); "
+            "check [vipex] verify_tls / ca_bundle",
+            sent=False,
+        )
+    if isinstance(exc, requests.ConnectionError):
+        if _never_connected(exc):
+            return TransportError(
+                action, f"could not connect to {where}: {_short_reason(exc)}", sent=False
+            )
+        return TransportError(
+            action, f"the connection to {where} broke: {_short_reason(exc)}", sent=True
+        )
+    return TransportError(action, f"the request to {where} failed: {type(exc).__name__}", sent=True)
+
+
+def _outcome(error: BaseException) -> str:
+    if isinstance(error, ApiResultError):
+        return "api_error"
+    if isinstance(error, TransportError):
+        return "transport_error"
+    if isinstance(error, ApiError):
+        return "http_error"
+    return "transport_error"
+
+
+def _attachment_name(header: str | None) -> str | None:
+    """The file name from a Content-Disposition header, reduced to a bare name."""
+    if not header:
+        return None
+    message = Message()
+    message["Content-Disposition"] = header
+    name = message.get_filename()
+    if not name:
+        return None
+    bare = PurePosixPath(name.replace("\\", "/")).name
+    return bare if bare not in ("", ".", "..") else None
+
+
+class VipexClient:
+    """A thread-safe client for every documented VIPeX action."""
+
+    def __init__(
+        self,
+        url: str,
+        username: str,
+        password: Secret | str,
+        *,
+        timeout: float = 15.0,
+        concurrency: int = 4,
+        verify_tls: bool | str = True,
+        retry: RetryPolicy | None = None,
+        encoding: Encoding = "form",
+        observer: ApiObserver | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if encoding not in ENCODINGS:
+            raise ConfigError(f"unknown VIPeX body encoding {encoding!r}; use one of {ENCODINGS}")
+        if concurrency < 1:
+            raise ConfigError("[vipex] concurrency must be at least 1")
+        self._api_url = build_api_url(url)
+        parts = urlsplit(self._api_url)
+        # What log lines and messages show: scheme, host and path, never a query.
+        self._where = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+        self._username = username
+        secret = password if isinstance(password, Secret) else Secret(password)
+        self._timeout = timeout
+        self._concurrency = concurrency
+        self._retry = retry or RetryPolicy()
+        self._encoding: Encoding = encoding
+        self._observer = observer
+        self._sleep = sleep
+        self._jitter = random.Random()  # noqa: S311 - jitter, not security
+        self._count_lock = threading.Lock()
+        self._request_count = 0
+        # One shared Session for all threads: its pooled adapter is what bounds
+        # and reuses connections across the listing's worker threads (a Session
+        # per thread would open a pool per thread and defeat `concurrency`).
+        # Nothing on it is mutated after this constructor, and cookies are
+        # refused outright, so concurrent requests share no changing state.
+        session = requests.Session()
+        session.auth = requests.auth.HTTPBasicAuth(username, secret.value)
+        session.verify = verify_tls
+        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        session.headers["User-Agent"] = "vipexsync"
+        adapter = HTTPAdapter(pool_connections=concurrency, pool_maxsize=concurrency, max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        self._session = session
+
+    @classmethod
+    def from_config(cls, cfg: VipexConfig, observer: ApiObserver | None = None) -> VipexClient:
+        verify: bool | str = str(cfg.ca_bundle) if cfg.ca_bundle is not None else cfg.verify_tls
+        return cls(
+            cfg.url,
+            cfg.username,
+            cfg.password,
+            timeout=cfg.timeout_seconds,
+            concurrency=cfg.concurrency,
+            verify_tls=verify,
+            retry=RetryPolicy(
+                deadline_seconds=cfg.retry_deadline_seconds,
+                max_retry_after=cfg.max_retry_after_seconds,
+            ),
+            observer=observer,
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> VipexClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"VipexClient(url={self._where!r}, username={self._username!r})"
+
+    @property
+    def request_count(self) -> int:
+        """HTTP requests sent so far, retries included."""
+        with self._count_lock:
+            return self._request_count
+
+    @property
+    def concurrency(self) -> int:
+        return self._concurrency
+
+    # ------------------------------------------------------------------ transport
+
+    def _send(
+        self, action: str, params: Mapping[str, object], *, stream: bool
+    ) -> requests.Response:
+        """One HTTP request; requests' exceptions leave as TransportError."""
+        payload: dict[str, object] = {"action": action, "version": API_VERSION, "format": "json"}
+        payload.update((k, v) for k, v in params.items() if v is not None)
+        flat = {key: _flat_value(value) for key, value in payload.items()}
+        with self._count_lock:
+            self._request_count += 1
+        log.debug("VIPeX %s: %s %s", action, self._encoding, self._where)
+        timeout = (self._timeout, self._timeout)
+        try:
+            if self._encoding == "get":
+                return self._session.get(
+                    self._api_url,
+                    params=flat,
+                    timeout=timeout,
+                    stream=stream,
+                    allow_redirects=False,
+                )
+            if self._encoding == "json":
+                return self._session.post(
+                    self._api_url,
+                    json=payload,
+                    timeout=timeout,
+                    stream=stream,
+                    allow_redirects=False,
+                )
+            if self._encoding == "multipart":
+                files = {key: (None, value) for key, value in flat.items()}
+                return self._session.post(
+                    self._api_url,
+                    files=files,
+                    timeout=timeout,
+                    stream=stream,
+                    allow_redirects=False,
+                )
+            return self._session.post(
+                self._api_url, data=flat, timeout=timeout, stream=stream, allow_redirects=False
+            )
+        except requests.RequestException as exc:
+            raise map_requests_error(action, exc, self._where, self._timeout) from exc
+
+    def _observe(self, action: str, started: float, error: BaseException | None) -> None:
+        seconds = time.monotonic() - started
+        outcome = "ok" if error is None else _outcome(error)
+        log.debug("VIPeX %s: %s in %.3f s", action, outcome, seconds)
+        if self._observer is not None:
+            self._observer.request_finished(action, outcome, seconds)
+
+    def _attempt(self, action: str, params: Mapping[str, object]) -> dict[str, Any]:
+        started = time.monotonic()
+        try:
+            with self._send(action, params, stream=False) as response:
+                result = parse.interpret_answer(
+                    action,
+                    response.status_code,
+                    response.headers,
+                    response.content,
+                    datetime.now(UTC),
+                )
+        except Exception as error:
+            self._observe(action, started, error)
+            raise
+        self._observe(action, started, None)
+        return result
+
+    def _with_retries(self, action: str, attempt: Callable[[], _T]) -> _T:
+        """Run ``attempt`` under the retry policy; the last error is raised as is."""
+        policy = self._retry
+        side_effects = has_side_effects(action)
+
+        def should_retry(error: BaseException) -> bool:
+            return policy.is_retryable(error, side_effects=side_effects)
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome is not None else None
+            if error is None:
+                return 0.0
+            return policy.wait_seconds(error, state.attempt_number, self._jitter.random())
+
+        def stop(state: tenacity.RetryCallState) -> bool:
+            # Real time already includes real sleeps; with an injected sleep that
+            # does not block, the time it was asked to wait still counts.
+            elapsed = max(state.seconds_since_start or 0.0, state.idle_for)
+            return policy.should_stop(state.attempt_number, elapsed, state.upcoming_sleep)
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            log.warning(
+                "VIPeX %s failed (attempt %d of at most %d); retrying in %.2f s: %s",
+                action,
+                state.attempt_number,
+                policy.max_attempts,
+                state.upcoming_sleep,
+                error,
+            )
+            if self._observer is not None:
+                self._observer.retried(action, state.attempt_number + 1)
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(should_retry),
+            wait=wait,
+            stop=stop,
+            sleep=self._sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        return retrying(attempt)
+
+    # ------------------------------------------------------------------ raw
+
+    def call(self, action: str, params: Mapping[str, object]) -> dict[str, Any]:
+        """Any action by name; the ``onvipex_result`` object of a ``result: 1`` answer."""
+        return self._with_retries(action, lambda: self._attempt(action, params))
+
+    # ------------------------------------------------------------------ calls
+
+    def dial_phonenumber(self, vipex_id: str, exten: str, phonenumber: str) -> int:
+        """Ring ``exten``, then dial ``phonenumber``; the call's id. Never sent twice."""
+        action = "dial_phonenumber"
+        result = self.call(
+            action, {"vipex_id": vipex_id, "exten": exten, "phonenumber": phonenumber}
+        )
+        return parse.parse_call_id(action, result)
+
+    def outbound_ivr(
+        self, vipex_id: str, phonenumber: str, exten: str, digits: str | None = None
+    ) -> int:
+        action = "outbound_ivr"
+        params: dict[str, object] = {
+            "vipex_id": vipex_id,
+            "phonenumber": phonenumber,
+            "exten": exten,
+        }
+        if digits is not None:
+            params["digits"] = digits
+        return parse.parse_call_id(action, self.call(action, params))
+
+    def get_extens_current_calls(self, vipex_id: str, exten: str) -> ExtenCurrentCalls:
+        action = "get_extens_current_calls"
+        result = self.call(action, {"vipex_id": vipex_id, "exten": exten})
+        return parse.parse_current_calls(action, result)
+
+    def get_record(self, rec: str, dest: Path | BinaryIO) -> Recording:
+        """Download a recording into ``dest`` (a path, replaced atomically, or a stream).
+
+        Each attempt downloads into a fresh temporary file, so a retry after a
+        broken transfer never leaves half a file behind.
+        """
+        action = "get_record"
+
+        def attempt() -> tuple[IO[bytes], str | None, str | None, int, Path | None]:
+            started = time.monotonic()
+            try:
+                outcome = self._download(action, rec, dest)
+            except Exception as error:
+                self._observe(action, started, error)
+                raise
+            self._observe(action, started, None)
+            return outcome
+
+        spool, filename, content_type, size, temp_path = self._with_retries(action, attempt)
+        try:
+            if isinstance(dest, Path):
+                spool.close()
+                if temp_path is not None:
+                    temp_path.replace(dest)
+                    temp_path = None
+            else:
+                spool.seek(0)
+                shutil.copyfileobj(spool, dest)
+        finally:
+            spool.close()
+            if temp_path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    temp_path.unlink()
+        return Recording(filename=filename, content_type=content_type, size=size)
+
+    def _download(
+        self, action: str, rec: str, dest: Path | BinaryIO
+    ) -> tuple[IO[bytes], str | None, str | None, int, Path | None]:
+        with self._send(action, {"rec": rec}, stream=True) as response:
+            parse.check_status(action, response.status_code, response.headers, datetime.now(UTC))
+            content_type = response.headers.get("Content-Type")
+            kind = (content_type or "").lower()
+            if "json" in kind or "html" in kind:
+                body = self._read_all(action, response)
+                parse.decode_envelope(action, content_type, body)
+                raise TransportError(
+                    action, "expected the recording's audio but got a JSON answer", sent=True
+                )
+            temp_path: Path | None = None
+            spool: IO[bytes]
+            if isinstance(dest, Path):
+                handle, name = tempfile.mkstemp(
+                    dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"
+                )
+                temp_path = Path(name)
+                spool = os.fdopen(handle, "w+b")
+            else:
+                spool = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the caller
+            size = 0
+            try:
+                for chunk in response.iter_content(_CHUNK):
+                    spool.write(chunk)
+                    size += len(chunk)
+                spool.flush()
+                if temp_path is not None:
+                    os.fsync(spool.fileno())
+            except BaseException as error:
+                spool.close()
+                if temp_path is not None:
+                    temp_path.unlink(missing_ok=True)
+                if isinstance(error, requests.RequestException):
+                    raise map_requests_error(action, error, self._where, self._timeout) from error
+                raise
+            filename = _attachment_name(response.headers.get("Content-Disposition"))
+            return spool, filename, content_type, size, temp_path
+
+    def _read_all(self, action: str, response: requests.Response) -> bytes:
+        try:
+            return response.content
+        except requests.RequestException as exc:
+            raise map_requests_error(action, exc, self._where, self._timeout) from exc
+
+    # ------------------------------------------------------------------ users and operators
+
+    def get_vipex_user(self, vipex_id: str, user_id: int) -> VipexUser:
+        action = "get_vipex_user"
+        return parse.parse_user(action, self.call(action, {"vipex_id": vipex_id, "id": user_id}))
+
+    def get_vipex_user_list(self, vipex_id: str) -> tuple[VipexUser, ...]:
+        action = "get_vipex_user_list"
+        return parse.parse_user_list(action, self.call(action, {"vipex_id": vipex_id}))
+
+    def get_operator_status_list(self, vipex_id: str) -> tuple[OperatorStatus, ...]:
+        action = "get_operator_status_list"
+        return parse.parse_status_list(action, self.call(action, {"vipex_id": vipex_id}))
+
+    def get_operator_status_history(
+        self, vipex_id: str, user_id: int, date_from: datetime, date_to: datetime
+    ) -> OperatorStatusHistory:
+        """Status periods between two moments (sent as Budapest local times)."""
+        action = "get_operator_status_history"
+        params = {
+            "vipex_id": vipex_id,
+            "id": user_id,
+            "date_from": format_local(date_from),
+            "date_to": format_local(date_to),
+        }
+        return parse.parse_status_history(action, self.call(action, params))
+
+    def set_operator_status(self, vipex_id: str, user_id: int, status_id: int) -> int:
+        """Switch an operator's status; the id actually set. Never sent twice."""
+        action = "set_operator_status"
+        params = {"vipex_id": vipex_id, "user_id": user_id, "status_id": status_id}
+        return parse.parse_new_status_id(action, self.call(action, params))
+
+    # ------------------------------------------------------------------ call forwards
+
+    def set_call_forward(self, vipex_id: str, number: str, forward: CallForward) -> None:
+        params: dict[str, object] = {
+            "vipex_id": vipex_id,
+            "number": number,
+            "forward_type": forward.forward_type,
+            "destination_type": forward.destination_type,
+            "destination_number": forward.destination_number,
+            "noanswer_timeout": forward.noanswer_timeout,
+            "call_type": forward.call_type,
+        }
+        self.call("set_call_forward", params)
+
+    def get_call_forward_list(self, vipex_id: str, number: str) -> CallForwardList:
+        action = "get_call_forward_list"
+        result = self.call(action, {"vipex_id": vipex_id, "number": number})
+        return parse.parse_forward_list(action, result)
+
+    def del_call_forward(self, vipex_id: str, number: str, forward_type: ForwardType) -> None:
+        self.call(
+            "del_call_forward",
+            {"vipex_id": vipex_id, "number": number, "forward_type": forward_type},
+        )
+
+    # ------------------------------------------------------------------ phonebook
+
+    def set_phonebook_entry(
+        self,
+        vipex_id: str,
+        phonenumber: str,
+        *,
+        name: str,
+        tags: Sequence[str],
+        comment: str,
+        custom_field_options: Sequence[CustomFieldValue],
+    ) -> None:
+        """Create or overwrite one entry; every managed field is always sent.
+
+        Omission is never relied on (the vendor does not say whether an omitted
+        field is kept or cleared), so ``""`` clears a field.
+        """
+        clean_tags = [tag.strip() for tag in tags if tag.strip()]
+        for tag in clean_tags:
+            if "," in tag:
+                raise ValueError(
+                    f"tag {tag!r} for {phonenumber} contains a comma, which VIPeX would split "
+                    "into two tags; the mapping must not produce it"
+                )
+        params: dict[str, object] = {
+            "vipex_id": vipex_id,
+            "phonenumber": phonenumber,
+            "name": name,
+            "tags": ",".join(clean_tags),
+            "comment": comment,
+            "custom_field_options": [
+                {"field_id": value.field_id, "field_value": value.field_value}
+                for value in custom_field_options
+            ],
+        }
+        self.call("set_phonebook_entry", params)
+
+    def get_phonebook_entry(self, vipex_id: str, phonenumber: str) -> PhonebookEntry:
+        action = "get_phonebook_entry"
+        result = self.call(action, {"vipex_id": vipex_id, "phonenumber": phonenumber})
+        return parse.parse_phonebook_entry(action, result)
+
+    def get_phonebook_page(
+        self, vipex_id: str, offset: int, limit: int = MAX_QUERYABLE_ROWS
+    ) -> PhonebookPage:
+        action = "get_phonebook_list"
+        result = self.call(action, {"vipex_id": vipex_id, "offset": offset, "limit": limit})
+        return parse.parse_phonebook_page(action, result)
+
+    def get_phonebook_list(
+        self,
+        vipex_id: str,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        concurrent: bool = True,
+    ) -> PhonebookListing:
+        """The whole phonebook, with a verdict on whether it can be trusted.
+
+        The first page tells ``full_count``; the rest are fetched concurrently
+        (at most ``concurrency`` at once). Instability is reported in the
+        listing, never raised; a page that still fails after retries raises.
+        """
+        first = self.get_phonebook_page(vipex_id, 0, MAX_QUERYABLE_ROWS)
+        page_size = effective_page_size(MAX_QUERYABLE_ROWS, first.metadata.max_queryable_rows)
+        full_count = first.metadata.full_count
+        pages: list[tuple[int, PhonebookPage]] = [(0, first)]
+        rows = len(first.entries)
+        if progress is not None:
+            progress(rows, full_count)
+        offsets = page_offsets(full_count, page_size)
+        if concurrent and len(offsets) > 1 and self._concurrency > 1:
+            executor = ThreadPoolExecutor(
+                max_workers=min(self._concurrency, len(offsets)), thread_name_prefix="vipex-page"
+            )
+            try:
+                futures = {
+                    executor.submit(self.get_phonebook_page, vipex_id, offset, page_size): offset
+                    for offset in offsets
+                }
+                for future in as_completed(futures):
+                    page = future.result()
+                    pages.append((futures[future], page))
+                    rows += len(page.entries)
+                    if progress is not None:
+                        progress(rows, full_count)
+            finally:
+                executor.shutdown(wait=True, cancel_futures=True)
+        else:
+            for offset in offsets:
+                page = self.get_phonebook_page(vipex_id, offset, page_size)
+                pages.append((offset, page))
+                rows += len(page.entries)
+                if progress is not None:
+                    progress(rows, full_count)
+        listing = assemble_listing(pages, page_size)
+        if not listing.stable:
+            log.warning(
+                "VIPeX phonebook listing of %s is not stable: %s",
+                vipex_id,
+                "; ".join(listing.problems),
+            )
+        return listing
+
+    def del_phonebook_entry(self, vipex_id: str, phonenumber: str) -> bool:
+        """Delete one entry; False if it was already gone (an idempotent delete).
+
+        A refused delete is checked with get_phonebook_entry rather than by
+        reading the free-form reason: if the entry cannot be found either, it is
+        gone; if it is still there, the original refusal is raised.
+        """
+        try:
+            self.call("del_phonebook_entry", {"vipex_id": vipex_id, "phonenumber": phonenumber})
+        except ApiResultError as refusal:
+            try:
+                self.get_phonebook_entry(vipex_id, phonenumber)
+            except ApiResultError:
+                log.info("VIPeX entry %s in %s was already gone", phonenumber, vipex_id)
+                return False
+            except ApiError:
+                raise refusal from None
+            raise refusal from None
+        return True
+
+    def get_phonebook_custom_field_list(self, vipex_id: str) -> tuple[CustomField, ...]:
+        action = "get_phonebook_custom_field_list"
+        return parse.parse_custom_fields(action, self.call(action, {"vipex_id": vipex_id}))
