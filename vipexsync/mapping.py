@@ -1,0 +1,622 @@
+"""CRM records → desired phonebook entries, with a reason for every rejection.
+
+Pure code: templates, phone number normalisation (:mod:`vipexsync.phone`) and
+custom-field validation. Nothing here does I/O.
+
+Two kinds of findings come out of :func:`map_records`:
+
+- ``MappingResult.problems``: everything the CRM asked for that will *not*
+  reach VIPeX. ``fatal=True`` ones drop a whole record (``missing_key``,
+  ``duplicate_key``, ``no_phone``, ``empty_name``) or one of its numbers
+  (``invalid_phone``, ``duplicate_number``; ``phonenumber`` names the number
+  when it is known); ``fatal=False`` ones drop one value and the entry still
+  syncs (``comma_in_tag``, ``bad_custom_field``). All are counted in
+  ``vipexsync_rejected_records`` by their ``code``.
+- ``MappingResult.notes``: informational, nothing the phonebook could hold was
+  lost (``extension_dropped``: VIPeX numbers cannot carry an extension).
+
+Duplicate numbers: the record with the lowest key wins. Keys made only of
+ASCII digits compare as integers and sort before all other keys, which compare
+as strings; a total order, so the winner never depends on the source's order.
+A key that appears in more than one record rejects all of them
+(``duplicate_key``): which of them the CRM means is unknowable.
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Final
+
+from vipexsync.config import MappingConfig
+from vipexsync.domain import DesiredEntry, Entry, RecordProblem
+from vipexsync.errors import ConfigError
+from vipexsync.phone import (
+    EXTENSION_DROPPED,
+    INVALID_PHONE,
+    NormalizedPhone,
+    PhoneError,
+    PhoneNormalizer,
+    check_region,
+    normalize_phone,
+)
+from vipexsync.sources.base import SourceRecord
+from vipexsync.vipex.models import CustomField
+
+__all__ = [
+    "BAD_CUSTOM_FIELD",
+    "COMMA_IN_TAG",
+    "DUPLICATE_KEY",
+    "DUPLICATE_NUMBER",
+    "EMPTY_NAME",
+    "EXTENSION_DROPPED",
+    "INVALID_PHONE",
+    "MISSING_KEY",
+    "NO_PHONE",
+    "CompiledCustomField",
+    "CompiledMapping",
+    "MappingResult",
+    "NormalizedPhone",
+    "PhoneError",
+    "Template",
+    "TemplateSyntaxError",
+    "clean_text",
+    "compile_mapping",
+    "key_order",
+    "map_records",
+    "normalize_phone",
+    "parse_template",
+    "render_template",
+]
+
+MISSING_KEY: Final = "missing_key"
+DUPLICATE_KEY: Final = "duplicate_key"
+NO_PHONE: Final = "no_phone"
+EMPTY_NAME: Final = "empty_name"
+DUPLICATE_NUMBER: Final = "duplicate_number"
+COMMA_IN_TAG: Final = "comma_in_tag"
+BAD_CUSTOM_FIELD: Final = "bad_custom_field"
+
+
+# --------------------------------------------------------------------------- text
+
+
+# Control characters that str.split() does not already treat as whitespace.
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
+
+
+def clean_text(value: str) -> str:
+    """Drop control characters, collapse whitespace runs to one space, strip.
+
+    Whitespace control characters (tab, newline) become spaces, so
+    ``"a\\nb"`` is ``"a b"``, while ``"a\\x00b"`` is ``"ab"``.
+    """
+    if not value.isprintable():
+        value = _CONTROL.sub("", value)
+    return " ".join(value.split())
+
+
+class TemplateSyntaxError(ValueError):
+    """A template with an unbalanced brace or an empty ``{}``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A parsed template: literal text and field names, alternating.
+
+    ``parts[0]``, ``parts[2]``, ... are literals; ``parts[1]``, ``parts[3]``,
+    ... are field names. ``fmt`` is the same as a ``str.format`` string with
+    positional placeholders, which renders fastest.
+    """
+
+    source: str
+    parts: tuple[str, ...]
+    fmt: str = ""
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The field names the template reads, in order."""
+        return self.parts[1::2]
+
+    def render(self, fields: Mapping[str, str]) -> str:
+        """Fill the placeholders; a missing or empty field renders as ``""``."""
+        parts = self.parts
+        if len(parts) == 3 and not parts[0] and not parts[2]:
+            value = fields.get(parts[1])
+            return clean_text(value if isinstance(value, str) else str(value or ""))
+        if len(parts) == 1:
+            return clean_text(parts[0])
+        get = fields.get
+        values = [get(name) or "" for name in parts[1::2]]
+        return clean_text(self.fmt.format(*values))
+
+
+def _format_string(parts: tuple[str, ...]) -> str:
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2 == 0:
+            out.append(part.replace("{", "{{").replace("}", "}}"))
+        else:
+            out.append(f"{{{i // 2}}}")
+    return "".join(out)
+
+
+@lru_cache(maxsize=1024)
+def parse_template(template: str) -> Template:
+    """Parse ``{field}`` placeholders; ``{{`` and ``}}`` are literal braces."""
+    parts: list[str] = []
+    literal: list[str] = []
+    i, n = 0, len(template)
+    while i < n:
+        c = template[i]
+        if c == "{":
+            if template.startswith("{{", i):
+                literal.append("{")
+                i += 2
+                continue
+            end = template.find("}", i + 1)
+            if end < 0:
+                raise TemplateSyntaxError(
+                    f"template {template!r}: '{{' at position {i} is never closed "
+                    "(write '{{' for a literal brace)"
+                )
+            name = template[i + 1 : end]
+            if "{" in name:
+                raise TemplateSyntaxError(
+                    f"template {template!r}: '{{' at position {i} is never closed "
+                    "(write '{{' for a literal brace)"
+                )
+            if not name.strip():
+                raise TemplateSyntaxError(
+                    f"template {template!r}: empty placeholder '{{}}' at position {i}; "
+                    "name a source field, like '{name}'"
+                )
+            parts.append("".join(literal))
+            parts.append(name)
+            literal = []
+            i = end + 1
+        elif c == "}":
+            if template.startswith("}}", i):
+                literal.append("}")
+                i += 2
+                continue
+            raise TemplateSyntaxError(
+                f"template {template!r}: '}}' at position {i} has no opening '{{' "
+                "(write '}}' for a literal brace)"
+            )
+        else:
+            literal.append(c)
+            i += 1
+    parts.append("".join(literal))
+    return Template(source=template, parts=tuple(parts), fmt=_format_string(tuple(parts)))
+
+
+def render_template(template: str, fields: Mapping[str, str]) -> str:
+    """Render ``template`` over ``fields`` (see :class:`Template`, :func:`clean_text`).
+
+    Raises :class:`TemplateSyntaxError` for a malformed template.
+    """
+    return parse_template(template).render(fields)
+
+
+# --------------------------------------------------------------------- compiling
+
+
+_NUMBER_SEQUENCE: Final = re.compile(r"^[0-9]+(?: ?, ?[0-9]+)*$")
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledCustomField:
+    """One mapped custom field: its VIPeX definition and its template."""
+
+    field: CustomField
+    template: Template
+    menu: Mapping[str, str]  # folded label -> exact label (menus only)
+    labels: str = ""  # the menu's labels, quoted, for messages
+
+    def validate(self, value: str) -> str | None:
+        """The value to send, or None if it is not acceptable for the field."""
+        if not value:
+            return ""
+        kind = self.field.field_type
+        if kind == "menu":
+            return self.menu.get(_fold(value))
+        if kind == "number_sequence":
+            if _NUMBER_SEQUENCE.match(value):
+                return value.replace(" ", "")
+            return None
+        return value
+
+    def explain(self, value: str) -> str:
+        """Why ``value`` was refused, listing what would be accepted."""
+        name = self.field.field_name
+        if self.field.field_type == "menu":
+            labels = self.labels
+            return (
+                f"custom field {name!r} is a menu and {value!r} is not one of its options "
+                f"({labels or 'it has none'}); the field is left out of this entry"
+            )
+        return (
+            f"custom field {name!r} takes digit groups separated by commas, like "
+            f"'123,456', and {value!r} is not that; the field is left out of this entry"
+        )
+
+
+def _fold(value: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", value).casefold().split())
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledMapping:
+    """A job's mapping with templates parsed and custom fields resolved to ids."""
+
+    phone_fields: tuple[str, ...]
+    name: Template
+    comment: Template
+    tags: tuple[Template, ...]
+    custom_fields: tuple[CompiledCustomField, ...]
+
+    @property
+    def custom_field_ids(self) -> frozenset[int]:
+        """The ids of the custom fields this mapping manages."""
+        return frozenset(c.field.field_id for c in self.custom_fields)
+
+
+def compile_mapping(
+    cfg: MappingConfig, custom_fields: Sequence[CustomField], *, job: str
+) -> CompiledMapping:
+    """Parse every template and resolve custom field names to their VIPeX fields.
+
+    Raises :class:`ConfigError` listing every problem: malformed templates,
+    no phone fields, and custom field names VIPeX does not have (with the
+    names it does have).
+    """
+    problems: list[str] = []
+
+    def template(key: str, source: str) -> Template:
+        try:
+            return parse_template(source)
+        except TemplateSyntaxError as exc:
+            problems.append(f"{key}: {exc}")
+            return Template(source=source, parts=("",))
+
+    phone_fields = tuple(f for f in cfg.phone_fields if f.strip())
+    if not phone_fields:
+        problems.append(
+            "jobs.mapping.phone_fields: name at least one source field that holds a "
+            'phone number, like ["phone", "mobile"]'
+        )
+    name = template("jobs.mapping.name", cfg.name)
+    if not name.fields and not clean_text(name.source):
+        problems.append(
+            'jobs.mapping.name: the name template is empty; use fields like "{last_name} '
+            '{first_name}"'
+        )
+    comment = template("jobs.mapping.comment", cfg.comment)
+    tags = tuple(template(f"jobs.mapping.tags[{i}]", t) for i, t in enumerate(cfg.tags))
+
+    by_name: dict[str, list[CustomField]] = {}
+    for cf in custom_fields:
+        by_name.setdefault(unicodedata.normalize("NFC", cf.field_name), []).append(cf)
+    available = ", ".join(
+        f"{cf.field_name!r} ({cf.field_type})"
+        for cf in sorted(custom_fields, key=lambda c: c.field_name)
+    )
+    compiled: list[CompiledCustomField] = []
+    seen_ids: set[int] = set()
+    for cf_name, source in cfg.custom_fields.items():
+        key = f'jobs.mapping.custom_fields."{cf_name}"'
+        tpl = template(key, source)
+        matches = by_name.get(unicodedata.normalize("NFC", cf_name), [])
+        if not matches:
+            near = [c.field_name for c in custom_fields if _fold(c.field_name) == _fold(cf_name)]
+            hint = f" (did you mean {near[0]!r}? names are case-sensitive)" if near else ""
+            existing = (
+                f"the fields that exist are: {available}"
+                if available
+                else "this phonebook has no custom fields"
+            )
+            problems.append(
+                f"{key}: VIPeX has no phonebook custom field {cf_name!r}{hint}; {existing}"
+            )
+            continue
+        if len(matches) > 1:
+            ids = ", ".join(str(c.field_id) for c in matches)
+            problems.append(
+                f"{key}: VIPeX has {len(matches)} custom fields named {cf_name!r} (ids {ids}); "
+                "rename all but one in VIPeX"
+            )
+            continue
+        cf = matches[0]
+        if cf.field_id in seen_ids:
+            problems.append(f"{key}: custom field {cf_name!r} is mapped twice")
+            continue
+        seen_ids.add(cf.field_id)
+        menu: dict[str, str] = {}
+        for option in cf.options:
+            # An exact-case label wins over another one that only folds the same.
+            menu.setdefault(_fold(option.option_label), option.option_label.strip())
+        labels = ", ".join(repr(o.option_label) for o in cf.options)
+        compiled.append(CompiledCustomField(field=cf, template=tpl, menu=menu, labels=labels))
+
+    if problems:
+        raise ConfigError(f"job {job!r}: the mapping is not valid", tuple(problems))
+    return CompiledMapping(
+        phone_fields=phone_fields,
+        name=name,
+        comment=comment,
+        tags=tags,
+        custom_fields=tuple(compiled),
+    )
+
+
+# ---------------------------------------------------------------------- mapping
+
+
+@dataclass(frozen=True, slots=True)
+class MappingResult:
+    """The desired entries of one source read, and what was rejected on the way."""
+
+    desired: Mapping[str, DesiredEntry]  # keyed by phone number, in number order
+    problems: tuple[RecordProblem, ...]
+    records: int  # source records seen
+    notes: tuple[RecordProblem, ...] = ()
+
+    def rejected_by_code(self) -> dict[str, int]:
+        """How many problems of each code: the ``vipexsync_rejected_records`` gauge."""
+        return dict(Counter(p.code for p in self.problems))
+
+
+def key_order(key: str) -> tuple[int, int, str]:
+    """Sort key for record keys: all-digit keys numerically first, then strings."""
+    if key.isascii() and key.isdigit():
+        return (0, int(key), key)
+    return (1, 0, key)
+
+
+# (number, phone field, raw value, the entry): a plain tuple, as it is made 200k times.
+_Candidate = tuple[str, str, str, DesiredEntry]
+
+
+def map_records(
+    records: Iterable[SourceRecord],
+    mapping: CompiledMapping,
+    *,
+    region: str,
+    ownership_tag: str,
+) -> MappingResult:
+    """Map every record; a bad record or field is reported, never raised."""
+    if not check_region(region):
+        raise ConfigError(
+            f"jobs.default_region: {region!r} is not a known region; use a two-letter "
+            "country code such as 'HU' or 'DE'"
+        )
+    owner = clean_text(ownership_tag)
+    if "," in owner:
+        raise ConfigError(
+            f"jobs.ownership_tag: {ownership_tag!r} contains a comma, which VIPeX uses to "
+            "join tags; choose a tag without commas"
+        )
+    phones = PhoneNormalizer(region)
+    problems: list[RecordProblem] = []
+    notes: list[RecordProblem] = []
+    candidates: list[_Candidate] = []
+
+    # Mapping 100k records allocates ~a million small objects; the cyclic GC
+    # would rescan the whole source over and over, for nothing: none of this
+    # forms cycles. It is switched back on before returning.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        count = 0
+        unique: dict[str, SourceRecord] = {}
+        repeated: dict[str, list[SourceRecord]] = {}
+        for record in records:
+            count += 1
+            key = record.key
+            if not key.strip():
+                problems.append(
+                    RecordProblem(
+                        record_key=record.locator,
+                        field="key",
+                        code=MISSING_KEY,
+                        reason=f"the record at {record.locator} has no key; it is skipped "
+                        "until the CRM gives it one",
+                    )
+                )
+            elif key in unique:
+                repeated.setdefault(key, [unique[key]]).append(record)
+            else:
+                unique[key] = record
+
+        for key, group in repeated.items():
+            del unique[key]
+            where = ", ".join(sorted(r.locator for r in group))
+            for record in group:
+                problems.append(
+                    RecordProblem(
+                        record_key=key,
+                        field="key",
+                        code=DUPLICATE_KEY,
+                        reason=f"key {key!r} is used by {len(group)} records ({where}); "
+                        "all of them are skipped until the CRM has it once",
+                        value=record.locator,
+                    )
+                )
+        for record in unique.values():
+            _map_one(record, mapping, phones, owner, candidates, problems, notes)
+        desired = _resolve_duplicates(candidates, problems)
+        problems.sort(key=_problem_order)
+        notes.sort(key=_problem_order)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return MappingResult(
+        desired=desired, problems=tuple(problems), records=count, notes=tuple(notes)
+    )
+
+
+def _map_one(
+    record: SourceRecord,
+    mapping: CompiledMapping,
+    phones: PhoneNormalizer,
+    owner: str,
+    candidates: list[_Candidate],
+    problems: list[RecordProblem],
+    notes: list[RecordProblem],
+) -> None:
+    """Turn one record into candidate entries, one per distinct valid number."""
+    key = record.key
+    fields = record.fields
+    raw_phones = []
+    for phone_field in mapping.phone_fields:
+        value = fields.get(phone_field)
+        if value and value.strip():
+            raw_phones.append((phone_field, value))
+    if not raw_phones:
+        names = ", ".join(repr(f) for f in mapping.phone_fields)
+        problems.append(
+            RecordProblem(
+                record_key=key,
+                field=mapping.phone_fields[0],
+                code=NO_PHONE,
+                reason=f"record {key!r} has no phone number (fields {names} are all empty)",
+            )
+        )
+        return
+    name = mapping.name.render(fields)
+    if not name:
+        used = ", ".join(repr(f) for f in mapping.name.fields) or "none"
+        problems.append(
+            RecordProblem(
+                record_key=key,
+                field="name",
+                code=EMPTY_NAME,
+                reason=f"record {key!r} has an empty name: the template "
+                f"{mapping.name.source!r} renders empty (its fields {used} are empty)",
+            )
+        )
+        return
+
+    numbers: dict[str, tuple[str, str]] = {}  # number -> (field, raw)
+    for field_name, raw in raw_phones:
+        result = phones.normalize(raw)
+        if isinstance(result, PhoneError):
+            problems.append(
+                RecordProblem(
+                    record_key=key,
+                    field=field_name,
+                    code=result.code,
+                    reason=f"record {key!r}, field {field_name!r}: {result.reason}",
+                    value=raw,
+                )
+            )
+            continue
+        if result.note is not None:
+            notes.append(
+                RecordProblem(
+                    record_key=key,
+                    field=field_name,
+                    code=EXTENSION_DROPPED,
+                    reason=f"record {key!r}, field {field_name!r}: {result.note}",
+                    value=raw,
+                    fatal=False,
+                    phonenumber=result.number,
+                )
+            )
+        numbers.setdefault(result.number, (field_name, raw))
+    if not numbers:
+        return
+
+    tags: set[str] = set()
+    for i, tpl in enumerate(mapping.tags):
+        tag = tpl.render(fields)
+        if not tag:
+            continue
+        if "," in tag:
+            problems.append(
+                RecordProblem(
+                    record_key=key,
+                    field=f"tags[{i}]",
+                    code=COMMA_IN_TAG,
+                    reason=f"record {key!r}: tag {tag!r} (from {tpl.source!r}) contains a "
+                    "comma, which VIPeX uses to join tags; the tag is left out",
+                    value=tag,
+                    fatal=False,
+                )
+            )
+            continue
+        tags.add(tag)
+    if owner:
+        tags.add(owner)
+
+    custom: dict[int, str] = {}
+    for cf in mapping.custom_fields:
+        value = cf.template.render(fields)
+        accepted = cf.validate(value)
+        if accepted is None:
+            problems.append(
+                RecordProblem(
+                    record_key=key,
+                    field=cf.field.field_name,
+                    code=BAD_CUSTOM_FIELD,
+                    reason=f"record {key!r}: {cf.explain(value)}",
+                    value=value,
+                    fatal=False,
+                )
+            )
+            continue
+        custom[cf.field.field_id] = accepted
+
+    frozen_tags = frozenset(tags)
+    comment = mapping.comment.render(fields)
+    for number, (field_name, raw) in numbers.items():
+        entry = Entry(
+            phonenumber=number,
+            name=name,
+            tags=frozen_tags,
+            comment=comment,
+            custom_fields=custom,
+        )
+        candidates.append((number, field_name, raw, DesiredEntry(entry, key)))
+
+
+def _resolve_duplicates(
+    candidates: list[_Candidate], problems: list[RecordProblem]
+) -> dict[str, DesiredEntry]:
+    """One entry per number: the lowest record key wins, the others are rejected."""
+    winners: dict[str, _Candidate] = {}
+    losers: list[_Candidate] = []
+    for cand in candidates:
+        current = winners.get(cand[0])
+        if current is None:
+            winners[cand[0]] = cand
+        elif key_order(cand[3].record_key) < key_order(current[3].record_key):
+            winners[cand[0]] = cand
+            losers.append(current)
+        else:
+            losers.append(cand)
+    for number, field_name, raw, desired in losers:
+        win = winners[number][3].record_key
+        key = desired.record_key
+        problems.append(
+            RecordProblem(
+                record_key=key,
+                field=field_name,
+                code=DUPLICATE_NUMBER,
+                reason=f"record {key!r}, field {field_name!r}: number {number} also "
+                f"belongs to record {win!r}, which keeps it because its key sorts first",
+                value=raw,
+                phonenumber=number,
+            )
+        )
+    return {number: winners[number][3] for number in sorted(winners)}
+
+
+def _problem_order(p: RecordProblem) -> tuple[object, ...]:
+    return (key_order(p.record_key), p.field, p.code, p.phonenumber or "", p.value, p.reason)
