@@ -1,0 +1,811 @@
+"""Reading and journaling the mirror: pure mapping between rows and domain values.
+
+Every function takes a Session from the caller, who owns the transaction: the
+runner commits after each confirmed write, so a crash loses at most the write
+in flight. Upserts are single ``INSERT .. ON CONFLICT`` statements on both
+engines, so repeating one after a crash is harmless. Database errors leave as
+:class:`MirrorError` naming the call, the job and the number.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import inspect
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, Final, ParamSpec, TypeVar, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from vipexsync.domain import Entry, MirrorEntry, WriteState
+from vipexsync.errors import MirrorError
+from vipexsync.mirror.models import (
+    CHANGE_ACTIONS,
+    RUN_MODES,
+    RUN_OUTCOMES,
+    ChangeRow,
+    JobStateRow,
+    MirrorEntryRow,
+    RunRow,
+)
+
+IN_CHUNK = 500  # numbers per IN list: well under every engine's parameter limit
+MAX_ERROR_CHARS = 2000
+
+_MIRROR: Final = cast(sa.Table, MirrorEntryRow.__table__)
+_CHANGES: Final = cast(sa.Table, ChangeRow.__table__)
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+class _Unset(Enum):
+    UNSET = "unset"
+
+
+UNSET: Final = _Unset.UNSET
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    """Per-job memory; the defaults describe a job that never ran."""
+
+    job: str
+    mapping_fingerprint: str | None = None
+    last_full_resync_at: datetime | None = None
+    last_run_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    id: int
+    job: str
+    mode: str
+    dry_run: bool
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str
+    counts: Mapping[str, int]
+    guard: Mapping[str, object] | None
+    error: str | None
+    mapping_fingerprint: str | None
+    report: Mapping[str, object] | None
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorStats:
+    entries: int
+    owned: int
+    pending: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRecord:
+    """One line of the audit log: answers "why did this entry change or vanish?"."""
+
+    id: int
+    run_id: int | None
+    job: str
+    phonenumber: str
+    action: str
+    before: Entry | None
+    after: Entry | None
+    outcome: str
+    reason: str
+    api_reason: str | None
+    at: datetime
+
+
+def _mirror_errors(call: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """Map database errors to MirrorError, naming the call, job and number."""
+
+    def decorate(function: Callable[_P, _R]) -> Callable[_P, _R]:
+        signature = inspect.signature(function)
+
+        @functools.wraps(function)
+        def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            try:
+                return function(*args, **kwargs)
+            except SQLAlchemyError as exc:
+                bound = signature.bind_partial(*args, **kwargs).arguments
+                where = ", ".join(
+                    f"{name} {bound[name]!r}"
+                    for name in ("job", "phonenumber", "run_id")
+                    if bound.get(name) is not None
+                )
+                orig = getattr(exc, "orig", None)
+                detail = str(orig if orig is not None else exc).strip()
+                detail = " ".join(detail.splitlines()[0].split()) if detail else type(exc).__name__
+                raise MirrorError(
+                    f"mirror database: {call} failed"
+                    + (f" for {where}" if where else "")
+                    + f": {detail[:300]}. Check that the database is reachable and "
+                    "writable; the next run retries"
+                ) from exc
+
+        return wrapper
+
+    return decorate
+
+
+def _insert(session: Session) -> Callable[[Any], Any]:
+    """The dialect's INSERT with ON CONFLICT support."""
+    name = session.get_bind().dialect.name
+    if name == "sqlite":
+        return sqlite.insert
+    if name == "postgresql":
+        return postgresql.insert
+    raise MirrorError(
+        f"the mirror does not support the {name!r} database; use sqlite or postgresql"
+    )
+
+
+def _content(entry: Entry | None) -> dict[str, Any]:
+    if entry is None:
+        return {
+            "name": None,
+            "tags": None,
+            "comment": None,
+            "custom_fields": None,
+            "content_hash": None,
+        }
+    return {
+        "name": entry.name,
+        "tags": sorted(entry.tags),
+        "comment": entry.comment,
+        "custom_fields": {str(k): v for k, v in sorted(entry.custom_fields.items())},
+        "content_hash": entry.content_hash(),
+    }
+
+
+def _json_entry(entry: Entry | None) -> dict[str, object] | None:
+    return entry.as_json() if entry is not None else None
+
+
+def _entry_from_json(data: Mapping[str, object] | None) -> Entry | None:
+    return Entry.from_json(data) if data is not None else None
+
+
+def _check_number(phonenumber: str, entry: Entry | None, what: str) -> None:
+    if entry is not None and entry.phonenumber != phonenumber:
+        raise ValueError(
+            f"{what} entry is for {entry.phonenumber!r}, not for the row {phonenumber!r}"
+        )
+
+
+def _check_action(action: str) -> None:
+    if action not in CHANGE_ACTIONS:
+        raise ValueError(f"unknown change action {action!r}; expected one of {CHANGE_ACTIONS}")
+
+
+def _journal(
+    session: Session,
+    *,
+    job: str,
+    run_id: int | None,
+    phonenumber: str,
+    action: str,
+    before: Entry | None,
+    after: Entry | None,
+    outcome: str,
+    reason: str,
+    api_reason: str | None,
+    now: datetime,
+) -> None:
+    session.execute(
+        sa.insert(ChangeRow).values(
+            run_id=run_id,
+            job=job,
+            phonenumber=phonenumber,
+            action=action,
+            before=_json_entry(before),
+            after=_json_entry(after),
+            outcome=outcome,
+            reason=reason,
+            api_reason=api_reason,
+            at=now,
+        )
+    )
+
+
+def _confirmed_row(
+    *,
+    job: str,
+    phonenumber: str,
+    entry: Entry,
+    record_key: str | None,
+    written_at: datetime | None,
+    seen_at: datetime | None,
+) -> dict[str, Any]:
+    return {
+        "job": job,
+        "phonenumber": phonenumber,
+        **_content(entry),
+        "owned": True,
+        "record_key": record_key,
+        "first_written_at": written_at,
+        "last_written_at": written_at,
+        "last_seen_at": seen_at,
+        "state": WriteState.APPLIED.value,
+        "attempts": 0,
+        "last_error": None,
+    }
+
+
+def _upsert_confirmed(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Set rows to confirmed, owned content; keep the first write's time.
+
+    One statement for any number of rows (executemany), so a full resync that
+    learns many rows at once compiles it once: dialect upserts are not cached.
+    """
+    table = _MIRROR
+    stmt = _insert(session)(table)
+    new = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.job, table.c.phonenumber],
+        set_={
+            "name": new.name,
+            "tags": new.tags,
+            "comment": new.comment,
+            "custom_fields": new.custom_fields,
+            "content_hash": new.content_hash,
+            "owned": True,
+            "record_key": sa.func.coalesce(new.record_key, table.c.record_key),
+            "first_written_at": sa.func.coalesce(table.c.first_written_at, new.first_written_at),
+            "last_written_at": sa.func.coalesce(new.last_written_at, table.c.last_written_at),
+            "last_seen_at": sa.func.coalesce(new.last_seen_at, table.c.last_seen_at),
+            "state": WriteState.APPLIED.value,
+            "attempts": 0,
+            "last_error": None,
+        },
+    )
+    session.connection().execute(stmt, rows)
+
+
+def _number_in(session: Session, numbers: list[str]) -> sa.ColumnElement[bool]:
+    """``phonenumber IN (...)``; on PostgreSQL ``= ANY(:array)``, one parameter.
+
+    A long IN list, once psycopg prepares it, got a generic plan that scanned
+    the whole table on PostgreSQL (minutes at 100k rows instead of seconds).
+    """
+    column = MirrorEntryRow.phonenumber
+    if session.get_bind().dialect.name == "postgresql":
+        return column == sa.any_(sa.literal(numbers, type_=postgresql.ARRAY(sa.String)))
+    return column.in_(numbers)
+
+
+def _chunks(numbers: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(numbers), IN_CHUNK):
+        yield numbers[start : start + IN_CHUNK]
+
+
+_WRITE_STATES: Final = {state.value: state for state in WriteState}
+
+
+@_mirror_errors("loading the mirror")
+def load_mirror(session: Session, job: str) -> dict[str, MirrorEntry]:
+    """Every mirror row of a job, keyed by number; one lean column query.
+
+    Plain Core rows (no ORM loading), and the JSON columns fetched as text and
+    decoded in one ``json.loads`` call: per-value decoding dominated the cost
+    at 100k rows.
+    """
+    row = MirrorEntryRow
+    stmt = sa.select(
+        row.phonenumber,
+        row.name,
+        sa.cast(row.tags, sa.Text),
+        row.comment,
+        sa.cast(row.custom_fields, sa.Text),
+        row.content_hash,
+        row.owned,
+        row.record_key,
+        row.state,
+        row.attempts,
+        row.last_error,
+    ).where(row.job == job)
+    # Building ~400k small objects would trigger many full garbage collections
+    # that find nothing to free (it doubled the time at 100k rows); pause it.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _mirror_from_rows(session.connection().execute(stmt).all())
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _mirror_from_rows(rows: Sequence[sa.Row[Any]]) -> dict[str, MirrorEntry]:
+    decoded = json.loads("[" + ",".join(f"[{r[2] or 'null'},{r[4] or 'null'}]" for r in rows) + "]")
+    states = _WRITE_STATES
+    no_tags: frozenset[str] = frozenset()
+    mirror: dict[str, MirrorEntry] = {}
+    for (number, name, _, comment, _, digest, owned, key, state, attempts, error), (
+        tags,
+        fields,
+    ) in zip(rows, decoded, strict=True):
+        written = (
+            None
+            if digest is None
+            else Entry(
+                phonenumber=number,
+                name=name or "",
+                tags=frozenset(tags) if tags else no_tags,
+                comment=comment or "",
+                custom_fields={int(k): v for k, v in fields.items()} if fields else {},
+            )
+        )
+        mirror[number] = MirrorEntry(
+            phonenumber=number,
+            written=written,
+            owned=bool(owned),
+            record_key=key,
+            state=states[state],
+            attempts=attempts,
+            last_error=error,
+        )
+    return mirror
+
+
+@_mirror_errors("recording a confirmed write")
+def record_applied(
+    session: Session,
+    *,
+    job: str,
+    run_id: int | None,
+    action: str,
+    phonenumber: str,
+    before: Entry | None,
+    written: Entry,
+    record_key: str | None,
+    reason: str,
+    now: datetime,
+) -> None:
+    """VIPeX confirmed a create/update/adopt: the row now holds it, and we own it."""
+    _check_action(action)
+    _check_number(phonenumber, written, "the written")
+    _upsert_confirmed(
+        session,
+        [
+            _confirmed_row(
+                job=job,
+                phonenumber=phonenumber,
+                entry=written,
+                record_key=record_key,
+                written_at=now,
+                seen_at=None,
+            )
+        ],
+    )
+    _journal(
+        session,
+        job=job,
+        run_id=run_id,
+        phonenumber=phonenumber,
+        action=action,
+        before=before,
+        after=written,
+        outcome="applied",
+        reason=reason,
+        api_reason=None,
+        now=now,
+    )
+
+
+@_mirror_errors("recording a confirmed delete")
+def record_deleted(
+    session: Session,
+    *,
+    job: str,
+    run_id: int | None,
+    phonenumber: str,
+    before: Entry | None,
+    reason: str,
+    now: datetime,
+) -> None:
+    """VIPeX confirmed a delete (or the entry was already gone): forget the row."""
+    session.execute(
+        sa.delete(MirrorEntryRow)
+        .where(MirrorEntryRow.job == job, MirrorEntryRow.phonenumber == phonenumber)
+        .execution_options(synchronize_session=False)
+    )
+    _journal(
+        session,
+        job=job,
+        run_id=run_id,
+        phonenumber=phonenumber,
+        action="delete",
+        before=before,
+        after=None,
+        outcome="applied",
+        reason=reason,
+        api_reason=None,
+        now=now,
+    )
+
+
+@_mirror_errors("recording a failed write")
+def record_failed(
+    session: Session,
+    *,
+    job: str,
+    run_id: int | None,
+    action: str,
+    phonenumber: str,
+    before: Entry | None,
+    after: Entry | None,
+    reason: str,
+    error: str,
+    now: datetime,
+) -> None:
+    """A write failed: count the attempt, keep the last *confirmed* content.
+
+    A failed create is owned at once (the call may have reached VIPeX, and
+    owning it lets a later delete clean up); a failed adoption is not owned
+    until one succeeds; otherwise ownership is kept as it was.
+    """
+    _check_action(action)
+    _check_number(phonenumber, after, "the attempted")
+    error = error[:MAX_ERROR_CHARS]
+    insert = _insert(session)
+    stmt = insert(MirrorEntryRow).values(
+        job=job,
+        phonenumber=phonenumber,
+        **_content(None),
+        owned=action != "adopt",
+        record_key=None,
+        first_written_at=None,
+        last_written_at=None,
+        last_seen_at=None,
+        state=WriteState.FAILED.value,
+        attempts=1,
+        last_error=error,
+    )
+    row = MirrorEntryRow
+    owned: Any = sa.true() if action == "create" else row.owned
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[row.job, row.phonenumber],
+        set_={
+            "owned": owned,
+            "state": WriteState.FAILED.value,
+            "attempts": row.attempts + 1,
+            "last_error": error,
+        },
+    )
+    session.execute(stmt)
+    _journal(
+        session,
+        job=job,
+        run_id=run_id,
+        phonenumber=phonenumber,
+        action=action,
+        before=before,
+        after=after,
+        outcome="failed",
+        reason=reason,
+        api_reason=error,
+        now=now,
+    )
+
+
+@_mirror_errors("recording a mirror update from a full resync")
+def record_confirmed(
+    session: Session,
+    *,
+    job: str,
+    run_id: int | None,
+    phonenumber: str,
+    entry: Entry | None,
+    record_key: str | None,
+    now: datetime,
+) -> None:
+    """Learn what a full resync's listing confirmed, without any VIPeX write.
+
+    With ``entry`` the row is set to it (owned, applied, seen now); with None
+    the row is forgotten. The audit log keeps what the row held before.
+    """
+    record_confirmed_many(
+        session, job=job, run_id=run_id, updates=[(phonenumber, entry, record_key)], now=now
+    )
+
+
+@_mirror_errors("recording mirror updates from a full resync")
+def record_confirmed_many(
+    session: Session,
+    *,
+    job: str,
+    run_id: int | None,
+    updates: Iterable[tuple[str, Entry | None, str | None]],
+    now: datetime,
+) -> int:
+    """:func:`record_confirmed` for many ``(phonenumber, entry, record_key)`` at once.
+
+    A full resync after a lost database learns every row; done one by one
+    that is minutes at 100k rows, in batches seconds. Returns how many rows.
+    """
+    wanted: dict[str, tuple[Entry | None, str | None]] = {}
+    for number, entry, key in updates:
+        _check_number(number, entry, "the confirmed")
+        wanted[number] = (entry, key)  # the last word on a number wins
+    numbers = list(wanted)
+    before = _confirmed_content(session, job, numbers)
+    forget = [n for n in numbers if wanted[n][0] is None]
+    for chunk in _chunks(forget):
+        session.execute(
+            sa.delete(MirrorEntryRow)
+            .where(MirrorEntryRow.job == job, _number_in(session, chunk))
+            .execution_options(synchronize_session=False)
+        )
+    learnt = [
+        _confirmed_row(job=job, phonenumber=n, entry=e, record_key=k, written_at=None, seen_at=now)
+        for n, (e, k) in wanted.items()
+        if e is not None
+    ]
+    if learnt:
+        _upsert_confirmed(session, learnt)
+    if numbers:
+        session.connection().execute(
+            sa.insert(_CHANGES),
+            [
+                {
+                    "run_id": run_id,
+                    "job": job,
+                    "phonenumber": n,
+                    "action": "mirror",
+                    "before": _json_entry(before.get(n)),
+                    "after": _json_entry(e),
+                    "outcome": "applied",
+                    "reason": _FORGOTTEN if e is None else _LEARNT,
+                    "api_reason": None,
+                    "at": now,
+                }
+                for n, (e, _) in wanted.items()
+            ],
+        )
+    return len(numbers)
+
+
+_FORGOTTEN = "gone from VIPeX and no longer desired; forgotten (full resync)"
+_LEARNT = "VIPeX already holds the desired entry; recorded (full resync)"
+
+
+def _confirmed_content(session: Session, job: str, numbers: list[str]) -> dict[str, Entry]:
+    """The confirmed content of the given numbers' rows (rows without any are left out)."""
+    row = MirrorEntryRow
+    found: dict[str, Entry] = {}
+    for chunk in _chunks(numbers):
+        rows = session.execute(
+            sa.select(row.phonenumber, row.name, row.tags, row.comment, row.custom_fields).where(
+                row.job == job, row.content_hash.is_not(None), _number_in(session, chunk)
+            )
+        )
+        for number, name, tags, comment, fields in rows.tuples():
+            found[number] = Entry(
+                phonenumber=number,
+                name=name or "",
+                tags=frozenset(tags or ()),
+                comment=comment or "",
+                custom_fields={int(k): v for k, v in (fields or {}).items()},
+            )
+    return found
+
+
+@_mirror_errors("marking entries seen")
+def mark_seen(session: Session, job: str, phonenumbers: Iterable[str], now: datetime) -> None:
+    """Stamp last_seen_at on the rows a listing saw, IN_CHUNK numbers at a time."""
+    row = MirrorEntryRow
+    for chunk in _chunks(list(phonenumbers)):
+        session.execute(
+            sa.update(row)
+            .where(row.job == job, _number_in(session, chunk))
+            .values(last_seen_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+@_mirror_errors("starting a run")
+def start_run(
+    session: Session, *, job: str, mode: str, dry_run: bool, fingerprint: str, now: datetime
+) -> int:
+    """Open a run row (outcome ``running``) and return its id."""
+    if mode not in RUN_MODES:
+        raise ValueError(f"unknown run mode {mode!r}; expected one of {RUN_MODES}")
+    run_id = session.execute(
+        sa.insert(RunRow)
+        .values(
+            job=job,
+            mode=mode,
+            dry_run=dry_run,
+            started_at=now,
+            finished_at=None,
+            outcome="running",
+            counts={},
+            guard=None,
+            error=None,
+            mapping_fingerprint=fingerprint,
+            report=None,
+        )
+        .returning(RunRow.id)
+    ).scalar_one()
+    return int(run_id)
+
+
+@_mirror_errors("finishing a run")
+def finish_run(
+    session: Session,
+    run_id: int,
+    *,
+    outcome: str,
+    counts: Mapping[str, int],
+    guard: Mapping[str, object] | None,
+    error: str | None,
+    report: Mapping[str, object] | None,
+    now: datetime,
+) -> None:
+    """Close a run row with its outcome, counts, guard verdict and report."""
+    if outcome not in RUN_OUTCOMES or outcome == "running":
+        raise ValueError(
+            f"unknown final run outcome {outcome!r}; expected one of {RUN_OUTCOMES[1:]}"
+        )
+    found = session.execute(
+        sa.update(RunRow)
+        .where(RunRow.id == run_id)
+        .values(
+            finished_at=now,
+            outcome=outcome,
+            counts=dict(counts),
+            guard=dict(guard) if guard is not None else None,
+            error=error[:MAX_ERROR_CHARS] if error is not None else None,
+            report=dict(report) if report is not None else None,
+        )
+        .returning(RunRow.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if found is None:
+        raise MirrorError(f"mirror database: no run with id {run_id} to finish")
+
+
+@_mirror_errors("reading the job state")
+def get_job_state(session: Session, job: str) -> JobState:
+    row = JobStateRow
+    found = session.execute(
+        sa.select(row.mapping_fingerprint, row.last_full_resync_at, row.last_run_at).where(
+            row.job == job
+        )
+    ).first()
+    if found is None:
+        return JobState(job=job)
+    return JobState(
+        job=job,
+        mapping_fingerprint=found.mapping_fingerprint,
+        last_full_resync_at=found.last_full_resync_at,
+        last_run_at=found.last_run_at,
+    )
+
+
+@_mirror_errors("writing the job state")
+def set_job_state(
+    session: Session,
+    job: str,
+    *,
+    mapping_fingerprint: str | _Unset | None = UNSET,
+    last_full_resync_at: datetime | _Unset | None = UNSET,
+    last_run_at: datetime | _Unset | None = UNSET,
+    now: datetime | None = None,
+) -> None:
+    """Upsert only the fields given; ``now`` stamps updated_at (default: the clock)."""
+    given: dict[str, Any] = {
+        name: value
+        for name, value in (
+            ("mapping_fingerprint", mapping_fingerprint),
+            ("last_full_resync_at", last_full_resync_at),
+            ("last_run_at", last_run_at),
+        )
+        if value is not UNSET
+    }
+    given["updated_at"] = now if now is not None else datetime.now(UTC)
+    insert = _insert(session)
+    stmt = insert(JobStateRow).values(job=job, **given)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[JobStateRow.job],
+        set_={name: getattr(stmt.excluded, name) for name in given},
+    )
+    session.execute(stmt)
+
+
+def _run_record(row: sa.Row[Any]) -> RunRecord:
+    return RunRecord(
+        id=row.id,
+        job=row.job,
+        mode=row.mode,
+        dry_run=row.dry_run,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        outcome=row.outcome,
+        counts=dict(row.counts or {}),
+        guard=row.guard,
+        error=row.error,
+        mapping_fingerprint=row.mapping_fingerprint,
+        report=row.report,
+    )
+
+
+@_mirror_errors("listing runs")
+def last_runs(
+    session: Session, job: str, *, limit: int = 10, mode: str | None = None
+) -> list[RunRecord]:
+    """The newest runs of a job first, optionally of one mode only."""
+    # Plain rows, not ORM objects: an identity map could hand back stale runs.
+    stmt = sa.select(RunRow.__table__).where(RunRow.job == job)
+    if mode is not None:
+        stmt = stmt.where(RunRow.mode == mode)
+    stmt = stmt.order_by(RunRow.id.desc()).limit(limit)
+    return [_run_record(row) for row in session.execute(stmt)]
+
+
+@_mirror_errors("counting the mirror")
+def mirror_stats(session: Session, job: str) -> MirrorStats:
+    row = MirrorEntryRow
+    found = session.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(sa.case((row.owned, 1), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((row.state == "pending", 1), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((row.state == "failed", 1), else_=0)), 0),
+        ).where(row.job == job)
+    ).one()
+    entries, owned, pending, failed = (int(value) for value in found)
+    return MirrorStats(entries=entries, owned=owned, pending=pending, failed=failed)
+
+
+@_mirror_errors("reading the change log")
+def changes_for(
+    session: Session, job: str, phonenumber: str, *, limit: int = 50
+) -> list[ChangeRecord]:
+    """The audit trail of one number, newest first."""
+    stmt = (
+        sa.select(ChangeRow.__table__)
+        .where(ChangeRow.job == job, ChangeRow.phonenumber == phonenumber)
+        .order_by(ChangeRow.id.desc())
+        .limit(limit)
+    )
+    return [
+        ChangeRecord(
+            id=row.id,
+            run_id=row.run_id,
+            job=row.job,
+            phonenumber=row.phonenumber,
+            action=row.action,
+            before=_entry_from_json(row.before),
+            after=_entry_from_json(row.after),
+            outcome=row.outcome,
+            reason=row.reason,
+            api_reason=row.api_reason,
+            at=row.at,
+        )
+        for row in session.execute(stmt)
+    ]
+
+
+@_mirror_errors("closing interrupted runs")
+def mark_interrupted_runs(session: Session, job: str, now: datetime) -> int:
+    """Runs left ``running`` by a killed process become failures; returns how many.
+
+    Call it only while holding the job's lock, so a live run is never touched.
+    """
+    closed = session.execute(
+        sa.update(RunRow)
+        .where(RunRow.job == job, RunRow.outcome == "running")
+        .values(outcome="failure", error="interrupted", finished_at=now)
+        .returning(RunRow.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return len(closed)
