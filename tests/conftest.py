@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+import support
 
 POSTGRES_ENV = "VIPEXSYNC_TEST_POSTGRES_URL"
 
@@ -64,3 +67,39 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'mirror.sqlite3'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def job_files(tmp_path: Path) -> Callable[..., Path]:
+    """Writes crm.csv, vipex-password and vipexsync.toml into tmp_path; returns the config path.
+
+    Keyword arguments override the defaults of JOB_TOML; ``rows`` is the CRM.
+    """
+
+    def make(emulator: Any, rows: list[dict[str, str]], **overrides: object) -> Path:
+        support.write_crm(tmp_path / "crm.csv", rows)
+        secret = tmp_path / "vipex-password"
+        secret.write_text(str(emulator.password) + "\n", encoding="utf-8")
+        secret.chmod(0o600)
+        values: dict[str, object] = {
+            "url": emulator.url,
+            "username": emulator.username,
+            "timeout": 5,
+            "concurrency": 4,
+            "retry_deadline": 5,
+            "database": f"sqlite:///{tmp_path / 'mirror.sqlite3'}",
+            "job": "crm",
+            "vipex_id": emulator.vipex_id,
+            "ownership_tag": "crm-sync",
+            "delete": "owned",
+            "max_deletes": 100,
+            "max_delete_ratio": 1.0,
+            "min_source_records": 1,
+            "custom_fields": "",
+        }
+        values.update(overrides)
+        config = tmp_path / "vipexsync.toml"
+        config.write_text(support.JOB_TOML.format(**values), encoding="utf-8")
+        return config
+
+    return make

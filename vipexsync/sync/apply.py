@@ -1,0 +1,192 @@
+"""Execute a plan against VIPeX with bounded concurrency.
+
+Workers only talk to VIPeX; every outcome comes back to the calling thread,
+which journals it (mirror row + change log, committed at once) before the next
+one is looked at. So a crash at any instant loses at most the writes in
+flight, and those are repeated harmlessly by the next run (writes are
+create-or-update by number; a delete of a missing entry counts as done).
+
+Creates and updates run first, deletes after all of them finished, so a
+number change creates the new entry before the old one goes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from vipexsync.errors import ApiError, ApiResultError, AuthError
+from vipexsync.sync.model import Action, Change, Plan
+from vipexsync.vipex.models import CustomFieldValue
+
+log = logging.getLogger("vipexsync.apply")
+
+# After this many writes in a row failed with transport errors, 5xx or 429
+# (each already retried by the client), VIPeX is treated as unreachable and
+# the run stops submitting; the rest is retried by the next run.
+CONSECUTIVE_FAILURE_LIMIT = 20
+
+
+class PhonebookWriter(Protocol):
+    """The part of the VIPeX client that apply uses."""
+
+    def set_phonebook_entry(
+        self,
+        vipex_id: str,
+        phonenumber: str,
+        *,
+        name: str,
+        tags: Sequence[str],
+        comment: str,
+        custom_field_options: Sequence[CustomFieldValue],
+    ) -> None: ...
+
+    def del_phonebook_entry(self, vipex_id: str, phonenumber: str) -> bool: ...
+
+
+class Failure(StrEnum):
+    REFUSED = "refused"  # VIPeX answered result 0 for this value
+    AUTH = "auth"  # the credentials were rejected: nothing else will pass either
+    UNAVAILABLE = "unavailable"  # transport, 5xx or 429, after the client's retries
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What happened to one change; ``error`` is None when VIPeX confirmed it."""
+
+    change: Change
+    error: str | None = None
+    failure: Failure | None = None
+    api_reason: str | None = None  # VIPeX's own reason on ``result: 0``
+    already_gone: bool = False  # a delete found nothing to delete
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class ApplyOutcome:
+    applied: Counter[str] = field(default_factory=Counter)
+    failed: Counter[str] = field(default_factory=Counter)
+    not_attempted: int = 0
+    fatal_error: str | None = None  # why the run stopped submitting, if it did
+    stopped: bool = False  # a stop was requested
+
+
+def write_one(writer: PhonebookWriter, vipex_id: str, change: Change) -> WriteResult:
+    """Perform one change; API failures become a result, never an exception."""
+    try:
+        if change.action is Action.DELETE:
+            existed = writer.del_phonebook_entry(vipex_id, change.phonenumber)
+            return WriteResult(change, already_gone=not existed)
+        after = change.after
+        assert after is not None, "a create/update/adopt always has an 'after'"
+        writer.set_phonebook_entry(
+            vipex_id,
+            after.phonenumber,
+            name=after.name,
+            tags=sorted(after.tags),
+            comment=after.comment,
+            custom_field_options=[
+                CustomFieldValue(field_id=fid, field_value=value)
+                for fid, value in sorted(after.custom_fields.items())
+            ],
+        )
+        return WriteResult(change)
+    except ApiResultError as exc:
+        return WriteResult(change, error=str(exc), failure=Failure.REFUSED, api_reason=exc.reason)
+    except AuthError as exc:
+        return WriteResult(change, error=str(exc), failure=Failure.AUTH)
+    except ApiError as exc:
+        return WriteResult(change, error=str(exc), failure=Failure.UNAVAILABLE)
+
+
+def apply_plan(
+    plan: Plan,
+    *,
+    writer: PhonebookWriter,
+    vipex_id: str,
+    concurrency: int,
+    journal: Callable[[WriteResult], None],
+    stop: threading.Event,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ApplyOutcome:
+    """Run every change of ``plan``; ``journal`` sees each result on this thread."""
+    outcome = ApplyOutcome()
+    phases = (plan.writes, plan.deletes)
+    total = sum(len(p) for p in phases)
+    done = 0
+    consecutive_failures = 0
+    halt = threading.Event()  # set on a fatal error: submit nothing more
+
+    with ThreadPoolExecutor(
+        max_workers=max(1, concurrency), thread_name_prefix="vipex-write"
+    ) as pool:
+        for phase in phases:
+            pending: set[Future[WriteResult]] = set()
+            changes: Iterator[Change] = iter(phase)
+            exhausted = False
+            while True:
+                while not exhausted and len(pending) < 2 * max(1, concurrency):
+                    if stop.is_set() or halt.is_set():
+                        break
+                    change = next(changes, None)
+                    if change is None:
+                        exhausted = True
+                        break
+                    pending.add(pool.submit(write_one, writer, vipex_id, change))
+                if not pending:
+                    break
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    result = future.result()
+                    journal(result)
+                    done += 1
+                    action = result.change.action.value
+                    if result.ok:
+                        outcome.applied[action] += 1
+                        consecutive_failures = 0
+                    else:
+                        outcome.failed[action] += 1
+                        log.warning(
+                            "%s %s failed: %s", action, result.change.phonenumber, result.error
+                        )
+                        consecutive_failures = _after_failure(
+                            result, consecutive_failures, outcome, halt
+                        )
+                    if on_progress is not None:
+                        on_progress(done, total)
+            if stop.is_set() or halt.is_set():
+                break
+    outcome.not_attempted = total - done
+    outcome.stopped = stop.is_set()
+    return outcome
+
+
+def _after_failure(
+    result: WriteResult, consecutive: int, outcome: ApplyOutcome, halt: threading.Event
+) -> int:
+    """Decide whether a failed write should stop the run; returns the new streak."""
+    error = result.error or ""
+    if result.failure is Failure.REFUSED:
+        return 0  # VIPeX refused this one value; the others may well pass
+    if result.failure is Failure.AUTH:
+        if outcome.fatal_error is None:
+            outcome.fatal_error = error
+        halt.set()
+        return consecutive + 1
+    consecutive += 1
+    if consecutive >= CONSECUTIVE_FAILURE_LIMIT and outcome.fatal_error is None:
+        outcome.fatal_error = (
+            f"{consecutive} writes in a row failed after retries; VIPeX looks unreachable. "
+            f"The last error: {error}"
+        )
+        halt.set()
+    return consecutive

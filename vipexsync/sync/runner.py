@@ -1,0 +1,507 @@
+"""One run of one job: read, map, load the mirror, (list), plan, guard, apply, report.
+
+This is the shell around the pure planner. It owns the database sessions
+(the store's functions take the session from here), the order of the steps
+and the run's bookkeeping; every decision is the planner's or the guard's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from vipexsync.config import JobConfig, mapping_fingerprint
+from vipexsync.domain import Entry, MirrorEntry
+from vipexsync.errors import ConfigError, VipexSyncError
+from vipexsync.mapping import MappingResult, compile_mapping, map_records
+from vipexsync.mirror import store
+from vipexsync.progress import NullProgress, ProgressSink
+from vipexsync.sources import open_source
+from vipexsync.sync.apply import ApplyOutcome, WriteResult, apply_plan
+from vipexsync.sync.guard import guard, withhold_deletes
+from vipexsync.sync.model import (
+    Action,
+    GuardContext,
+    GuardVerdict,
+    Mode,
+    Plan,
+    Policy,
+    RemoteView,
+)
+from vipexsync.sync.plan import plan as make_plan
+from vipexsync.sync.report import Outcome, RunReport, group_problems
+from vipexsync.vipex.client import VipexClient
+from vipexsync.vipex.models import CustomField, PhonebookEntry
+
+if TYPE_CHECKING:
+    from vipexsync.metrics import Metrics
+
+log = logging.getLogger("vipexsync.run")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    mode: Mode = Mode.INCREMENTAL
+    dry_run: bool = False
+    force_delete: bool = False
+    plan_out: Path | None = None
+
+
+def managed_field_ids(job: JobConfig, fields: Iterable[CustomField]) -> frozenset[int]:
+    """Ids of the custom fields this job maps (the only ones it compares or writes)."""
+    names = set(job.mapping.custom_fields)
+    return frozenset(f.field_id for f in fields if f.field_name in names)
+
+
+def remote_entry(entry: PhonebookEntry, field_ids: frozenset[int]) -> Entry:
+    """The managed view of a listed entry: only the mapped custom fields."""
+    values = {o.field_id: o.field_value for o in entry.custom_field_options}
+    return Entry(
+        phonenumber=entry.phonenumber,
+        name=entry.name,
+        tags=frozenset(entry.tags),
+        comment=entry.comment,
+        custom_fields={fid: values.get(fid, "") for fid in sorted(field_ids)},
+    )
+
+
+def write_plan_file(path: Path, plan: Plan, verdict: GuardVerdict) -> None:
+    """The plan as JSON (one object per change), written atomically."""
+    withheld = {c.phonenumber for c in verdict.withheld}
+    rows = []
+    for change in plan.changes:
+        row = change.as_json()
+        row["withheld"] = change.action is Action.DELETE and change.phonenumber in withheld
+        rows.append(row)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(rows, out, ensure_ascii=False, indent=2)
+            out.write("\n")
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class _Progress:
+    """Turns listing rows and writes into one 0–1 ratio for the metric and the bar."""
+
+    def __init__(self, job: str, sink: ProgressSink, metrics: Metrics | None) -> None:
+        self.job = job
+        self.sink = sink
+        self.metrics = metrics
+        self.listing_total = 0
+        self.listing_done = 0
+        self.writes_total = 0
+        self.writes_done = 0
+
+    def listing(self, done: int, total: int) -> None:
+        self.listing_done, self.listing_total = done, total
+        self.sink.update("listing", done, total)
+        self._ratio()
+
+    def writes(self, done: int, total: int) -> None:
+        self.writes_done, self.writes_total = done, total
+        self.sink.update("writing", done, total)
+        self._ratio()
+
+    def _ratio(self) -> None:
+        if self.metrics is None:
+            return
+        total = self.listing_total + self.writes_total
+        done = self.listing_done + self.writes_done
+        self.metrics.progress(self.job, done / total if total else 0.0)
+
+
+class JobRun:
+    """Carries the state of one run between its steps."""
+
+    def __init__(
+        self,
+        job: JobConfig,
+        *,
+        client: VipexClient,
+        sessions: sessionmaker[Session],
+        options: RunOptions,
+        stop: threading.Event,
+        concurrency: int,
+        metrics: Metrics | None = None,
+        progress: ProgressSink | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.job = job
+        self.client = client
+        self.sessions = sessions
+        self.options = options
+        self.stop = stop
+        self.concurrency = concurrency
+        self.metrics = metrics
+        self.clock = clock
+        self.progress = _Progress(job.name, progress or NullProgress(), metrics)
+        self._first_failures: list[str] = []
+
+    # -- the run -----------------------------------------------------------
+
+    def execute(self) -> RunReport:
+        job, opts = self.job, self.options
+        started = time.monotonic()
+        calls_before = self.client.request_count
+        fingerprint = mapping_fingerprint(job)
+        if self.metrics is not None:
+            self.metrics.run_started(job.name)
+        with self.sessions() as session:
+            store.mark_interrupted_runs(session, job.name, self.clock())
+            state = store.get_job_state(session, job.name)
+            run_id = store.start_run(
+                session,
+                job=job.name,
+                mode=opts.mode.value,
+                dry_run=opts.dry_run,
+                fingerprint=fingerprint,
+                now=self.clock(),
+            )
+            session.commit()
+            fingerprint_changed = (
+                state.mapping_fingerprint is not None and state.mapping_fingerprint != fingerprint
+            )
+            report: RunReport
+            try:
+                report = self._steps(session, run_id, fingerprint, fingerprint_changed, state)
+            except ConfigError as exc:
+                report = self._failed(run_id, str(exc))
+                self._finish(session, report, started, calls_before)
+                raise
+            except VipexSyncError as exc:
+                report = self._failed(run_id, str(exc))
+            except Exception as exc:
+                log.exception("job %s: unexpected error", job.name)
+                report = self._failed(run_id, f"internal error: {type(exc).__name__}: {exc}")
+                self._finish(session, report, started, calls_before)
+                raise
+            return self._finish(session, report, started, calls_before)
+
+    def _failed(self, run_id: int, error: str) -> RunReport:
+        return RunReport(
+            job=self.job.name,
+            mode=self.options.mode.value,
+            dry_run=self.options.dry_run,
+            outcome=Outcome.FAILURE,
+            run_id=run_id,
+            error=error,
+        )
+
+    def _finish(
+        self, session: Session, report: RunReport, started: float, calls_before: int
+    ) -> RunReport:
+        duration = time.monotonic() - started
+        calls = self.client.request_count - calls_before
+        report = _with(report, duration_seconds=duration, api_calls=calls)
+        session.rollback()  # nothing half-done from a failed step rides along
+        store.finish_run(
+            session,
+            report.run_id or 0,
+            outcome=report.outcome.value,
+            counts={
+                **{f"planned_{k}": v for k, v in report.planned.items()},
+                **{f"applied_{k}": v for k, v in report.applied.items()},
+                **{f"failed_{k}": v for k, v in report.failed.items()},
+                "rejected": report.rejected_records,
+                "withheld_deletes": report.withheld_deletes,
+                "drift": report.drift,
+            },
+            guard={"reasons": list(report.guard_reasons), "withheld": report.withheld_deletes},
+            error=report.error,
+            report=report.as_json(),
+            now=self.clock(),
+        )
+        store.set_job_state(session, self.job.name, last_run_at=self.clock())
+        session.commit()
+        self.progress.sink.close()
+        if self.metrics is not None:
+            self.metrics.run_finished(
+                self.job.name,
+                report.mode,
+                report.outcome.value,
+                duration=duration,
+                finished_at=time.time(),
+            )
+        level = logging.INFO if report.outcome is Outcome.SUCCESS else logging.WARNING
+        log.log(level, "run finished: %s", report.summary_line())
+        return report
+
+    def _steps(
+        self,
+        session: Session,
+        run_id: int,
+        fingerprint: str,
+        fingerprint_changed: bool,
+        state: store.JobState,
+    ) -> RunReport:
+        job, opts = self.job, self.options
+        full = opts.mode is Mode.FULL
+
+        fields: tuple[CustomField, ...] = ()
+        if job.mapping.custom_fields:
+            fields = self.client.get_phonebook_custom_field_list(job.vipex_id)
+        compiled = compile_mapping(job.mapping, fields, job=job.name)
+        field_ids = managed_field_ids(job, fields)
+
+        source = open_source(job.source)
+        # A source that fails or is cut short raises SourceError here: the run
+        # fails before planning, so it deletes (and writes) nothing.
+        mapped = map_records(
+            source.read(), compiled, region=job.default_region, ownership_tag=job.ownership_tag
+        )
+        self._log_rejections(mapped)
+
+        mirror = store.load_mirror(session, job.name)
+        session.rollback()  # end the read transaction; writes come one by one
+
+        remote: RemoteView | None = None
+        remote_count: int | None = None
+        remote_problems: tuple[str, ...] = ()
+        if full:
+            listing = self.client.get_phonebook_list(job.vipex_id, progress=self.progress.listing)
+            remote = RemoteView(
+                entries={e.phonenumber: remote_entry(e, field_ids) for e in listing.entries},
+                complete=listing.stable,
+                problems=listing.problems,
+            )
+            remote_count = len(listing.entries)
+            remote_problems = listing.problems
+            if not listing.stable:
+                log.warning(
+                    "job %s: the VIPeX listing was not stable (%s); no deletions this run",
+                    job.name,
+                    "; ".join(listing.problems),
+                )
+
+        policy = Policy(
+            delete=job.delete, ownership_tag=job.ownership_tag, managed_field_ids=field_ids
+        )
+        planned = make_plan(mapped.desired, mirror, remote, policy)
+        verdict = guard(
+            planned,
+            self._guard_context(mapped, remote, fingerprint_changed),
+        )
+        runnable = withhold_deletes(planned, verdict)
+        if verdict.tripped:
+            for reason in verdict.reasons:
+                log.warning(
+                    "job %s: %d deletion(s) withheld: %s", job.name, len(verdict.withheld), reason
+                )
+        self._count_plan(mapped, mirror, remote_count, planned)
+        if opts.plan_out is not None:
+            write_plan_file(opts.plan_out, planned, verdict)
+
+        base = RunReport(
+            job=job.name,
+            mode=opts.mode.value,
+            dry_run=opts.dry_run,
+            outcome=Outcome.GUARDED if verdict.tripped else Outcome.SUCCESS,
+            run_id=run_id,
+            planned=planned.counts(),
+            rejections=group_problems((*mapped.problems, *mapped.notes)),
+            withheld_deletes=len(verdict.withheld),
+            guard_reasons=verdict.reasons,
+            drift=planned.drift,
+            source_records=mapped.records,
+            desired=len(mapped.desired),
+            mirror=len(mirror),
+            remote=remote_count,
+            remote_problems=remote_problems,
+        )
+        if opts.dry_run:
+            return base
+
+        outcome = self._apply(session, run_id, runnable)
+        self._confirm_mirror(session, run_id, runnable, remote)
+        # Any write VIPeX did not confirm makes the run a failure (exit 1): it
+        # is retried by the next run, but an operator should know. Refusals of
+        # one value (result 0) are listed in the report with VIPeX's reason.
+        failed_writes = sum(outcome.failed.values())
+        failed_hard = outcome.fatal_error is not None or outcome.stopped or failed_writes > 0
+        if full and not failed_hard:
+            store.set_job_state(
+                session,
+                job.name,
+                last_full_resync_at=self.clock(),
+                mapping_fingerprint=fingerprint,
+            )
+        elif state.mapping_fingerprint is None and not failed_hard:
+            store.set_job_state(session, job.name, mapping_fingerprint=fingerprint)
+        session.commit()
+
+        error = outcome.fatal_error
+        if outcome.stopped and error is None:
+            error = f"stopped on request; {outcome.not_attempted} change(s) left for the next run"
+        elif failed_writes and error is None:
+            error = (
+                f"{failed_writes} write(s) were not confirmed by VIPeX; "
+                "they are retried by the next run"
+            )
+        result = Outcome.FAILURE if failed_hard else base.outcome
+        return _with(
+            base,
+            outcome=result,
+            applied=_counts(outcome.applied),
+            failed=_counts(outcome.failed),
+            not_attempted=outcome.not_attempted,
+            error=error,
+            first_failures=tuple(self._first_failures),
+        )
+
+    # -- steps ---------------------------------------------------------------
+
+    def _guard_context(
+        self, mapped: MappingResult, remote: RemoteView | None, fingerprint_changed: bool
+    ) -> GuardContext:
+        job = self.job
+        return GuardContext(
+            source_complete=True,  # an incomplete read raised before planning
+            source_records=mapped.records,
+            min_source_records=job.min_source_records,
+            remote_complete=remote.complete if remote is not None else True,
+            fingerprint_changed=fingerprint_changed,
+            mode=self.options.mode,
+            max_deletes=job.max_deletes,
+            max_delete_ratio=job.max_delete_ratio,
+            force_delete=self.options.force_delete,
+        )
+
+    def _apply(self, session: Session, run_id: int, plan: Plan) -> ApplyOutcome:
+        job = self.job
+
+        def journal(result: WriteResult) -> None:
+            change = result.change
+            now = self.clock()
+            if result.ok:
+                if change.action is Action.DELETE:
+                    store.record_deleted(
+                        session,
+                        job=job.name,
+                        run_id=run_id,
+                        phonenumber=change.phonenumber,
+                        before=change.before,
+                        reason=change.reason
+                        + (" (it was already gone)" if result.already_gone else ""),
+                        now=now,
+                    )
+                else:
+                    assert change.after is not None
+                    store.record_applied(
+                        session,
+                        job=job.name,
+                        run_id=run_id,
+                        action=change.action.value,
+                        phonenumber=change.phonenumber,
+                        before=change.before,
+                        written=change.after,
+                        record_key=change.record_key,
+                        reason=change.reason,
+                        now=now,
+                    )
+            else:
+                store.record_failed(
+                    session,
+                    job=job.name,
+                    run_id=run_id,
+                    action=change.action.value,
+                    phonenumber=change.phonenumber,
+                    before=change.before,
+                    after=change.after,
+                    reason=change.reason,
+                    error=result.api_reason or result.error or "unknown error",
+                    now=now,
+                )
+                if len(self._first_failures) < 5:
+                    self._first_failures.append(
+                        f"{change.phonenumber} {change.action.value}: {result.error}"
+                    )
+            session.commit()
+            if self.metrics is not None:
+                self.metrics.change_applied(
+                    job.name, change.action.metric_action, "applied" if result.ok else "failed"
+                )
+
+        return apply_plan(
+            plan,
+            writer=self.client,
+            vipex_id=job.vipex_id,
+            concurrency=self.concurrency,
+            journal=journal,
+            stop=self.stop,
+            on_progress=self.progress.writes,
+        )
+
+    def _confirm_mirror(
+        self, session: Session, run_id: int, plan: Plan, remote: RemoteView | None
+    ) -> None:
+        now = self.clock()
+        store.record_confirmed_many(
+            session,
+            job=self.job.name,
+            run_id=run_id,
+            updates=((u.phonenumber, u.entry, u.record_key) for u in plan.mirror_updates),
+            now=now,
+        )
+        if remote is not None:
+            store.mark_seen(session, self.job.name, remote.entries.keys(), now)
+        session.commit()
+
+    def _count_plan(
+        self,
+        mapped: MappingResult,
+        mirror: Mapping[str, MirrorEntry],
+        remote_count: int | None,
+        planned: Plan,
+    ) -> None:
+        if self.metrics is None:
+            return
+        name = self.job.name
+        self.metrics.planned(name, planned.counts())
+        self.metrics.entries(name, "desired", len(mapped.desired))
+        self.metrics.entries(name, "mirror", len(mirror))
+        if remote_count is not None:
+            self.metrics.entries(name, "remote", remote_count)
+            self.metrics.drift(name, planned.drift)
+        by_code: dict[str, int] = {}
+        for problem in (*mapped.problems, *mapped.notes):
+            by_code[problem.code] = by_code.get(problem.code, 0) + 1
+        self.metrics.rejected(name, by_code)
+
+    def _log_rejections(self, mapped: MappingResult) -> None:
+        groups = group_problems(mapped.problems)
+        for group in groups:
+            log.warning(
+                "job %s: %d record(s) rejected (%s), e.g. %s",
+                self.job.name,
+                group.count,
+                group.code,
+                "; ".join(group.examples[:3]),
+            )
+
+
+def _counts(counter: Mapping[str, int]) -> dict[str, int]:
+    return {k: int(v) for k, v in sorted(counter.items())}
+
+
+def _with(report: RunReport, **changes: object) -> RunReport:
+    return replace(report, **changes)  # type: ignore[arg-type]
