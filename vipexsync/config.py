@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, Literal, cast
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from vipexsync.errors import ConfigError
 
@@ -129,6 +129,15 @@ class HttpSourceConfig:
     timeout_seconds: float = 30.0
     verify_tls: bool = True
     type: Literal["http"] = "http"
+
+    def __repr__(self) -> str:
+        # The URL's query may carry an API key (``?api_key=...``): shown masked.
+        return (
+            f"HttpSourceConfig(url={redact_url_query(self.url)!r}, key={self.key!r}, "
+            f"records_path={self.records_path!r}, paging={self.paging!r}, "
+            f"bearer_token={self.bearer_token!r}, username={self.username!r}, "
+            f"password={self.password!r}, timeout_seconds={self.timeout_seconds!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -724,6 +733,17 @@ def _default_database_url(environ: Mapping[str, str]) -> str:
         first = state.split(":")[0]  # several StateDirectory= entries are ':'-separated
         return f"sqlite:///{first}/mirror.sqlite3"
     return DEFAULT_DATABASE_URL
+
+
+def redact_url_query(url: str) -> str:
+    """A URL safe to show: no user info, and every query value replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc.rpartition("@")[2]
+    except ValueError:
+        return "<unparsable URL>"
+    query = "&".join(f"{p.partition('=')[0]}=***" for p in parts.query.split("&") if p)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def redact_database_url(url: str) -> str:

@@ -172,11 +172,13 @@ class HttpSource:
         cfg = self._cfg
         session = requests.Session()
         session.headers["Accept"] = "application/json"
+        # Credentials go out as UTF-8 bytes: as str, requests/http.client encode
+        # them as latin-1 and crash on characters such as "ű".
         if cfg.bearer_token is not None:
-            session.headers["Authorization"] = f"Bearer {cfg.bearer_token.value}"
+            session.headers["Authorization"] = b"Bearer " + cfg.bearer_token.value.encode("utf-8")
         elif cfg.username is not None:
             password = cfg.password.value if cfg.password is not None else ""
-            session.auth = (cfg.username, password)
+            session.auth = (cfg.username.encode("utf-8"), password.encode("utf-8"))  # type: ignore[assignment]
         return session
 
     def _get_once(

@@ -256,7 +256,11 @@ class VipexClient:
         # Nothing on it is mutated after this constructor, and cookies are
         # refused outright, so concurrent requests share no changing state.
         session = requests.Session()
-        session.auth = requests.auth.HTTPBasicAuth(username, secret.value)
+        # UTF-8 bytes: requests would encode str credentials as latin-1 and crash
+        # on a password like "Árvíztűrő" (ű is not latin-1); RFC 7617 says UTF-8.
+        session.auth = requests.auth.HTTPBasicAuth(
+            username.encode("utf-8"), secret.value.encode("utf-8")
+        )
         session.verify = verify_tls
         session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         session.headers["User-Agent"] = "vipexsync"
