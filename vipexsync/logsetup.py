@@ -53,3 +53,5 @@ def configure_logging(cfg: LoggingConfig, stream: TextIO | None = None) -> None:
     # urllib3 logs every request URL at DEBUG; keep it at WARNING unless asked.
     if cfg.level.upper() != "DEBUG":
         logging.getLogger("urllib3").setLevel(logging.WARNING)
+        # Alembic announces its plugins and context at INFO on every start.
+        logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -286,9 +286,15 @@ class Metrics:
         self.changes.labels(job=job, action=_metric_action(action), outcome=outcome).inc()
 
     def planned(self, job: str, counts: Mapping[str, int]) -> None:
-        """Set the planned changes of the last plan; actions not given are 0."""
+        """Set the planned changes of the last plan; actions not given are 0.
+
+        ``noop`` (an entry already right) is not a change and is left out: the
+        planner's ``Plan.counts()`` carries it, and refusing it crashed every run.
+        """
         totals = dict.fromkeys(ACTIONS, 0)
         for action, count in counts.items():
+            if action == "noop":
+                continue
             totals[_metric_action(action)] += count
         for action, total in totals.items():
             self.planned_changes.labels(job=job, action=action).set(total)
