@@ -150,12 +150,16 @@ def test_check_fields_api_status(vipex: RunningEmulator, job_files: Any) -> None
     assert refused.returncode == 1
     assert "get_phonebook_entry" in refused.stderr
 
+    # The first run of a job lists VIPeX (a full resync); later ones are incremental.
+    assert cli(config, "sync").returncode == 0
     assert cli(config, "sync").returncode == 0
     status = cli(config, "status", "--json")
     assert status.returncode == 0, status.stderr
     info = json.loads(status.stdout)["jobs"][0]
     assert info["job"] == "crm"
     assert info["mirror"]["owned"] == 2
+    assert info["last_full"]["outcome"] == "success"
+    assert info["last_full"]["counts"]["applied_create"] == 2
     assert info["last_incremental"]["outcome"] == "success"
     human = cli(config, "status")
     assert "last incremental" in human.stdout

@@ -416,3 +416,16 @@ def test_stop_request_finishes_writes_in_flight(
     rest = run(config)
     assert rest.outcome is Outcome.SUCCESS
     assert rest.applied == {"create": 60 - len(created)}
+
+
+def test_first_incremental_run_lists_vipex_instead_of_rewriting(
+    vipex: RunningEmulator, job_files: Any, run: Run
+) -> None:
+    vipex.state.put_entry(VIPEX_ID, number(1), "Ügyfél1 Anna", ["crm-sync"], "")
+    config = job_files(vipex, rows(range(1, 4)))
+    report = run(config, Mode.INCREMENTAL)
+    assert report.mode == "full"  # promoted: the mirror knew nothing yet
+    assert report.applied == {"create": 2}
+    assert report.planned["noop"] == 1
+    again = run(config, Mode.INCREMENTAL)
+    assert again.mode == "incremental"

@@ -169,6 +169,12 @@ class JobRun:
         with self.sessions() as session:
             store.mark_interrupted_runs(session, job.name, self.clock())
             state = store.get_job_state(session, job.name)
+            if opts.mode is Mode.INCREMENTAL and state.last_full_resync_at is None:
+                # Without a full resync behind it the mirror knows nothing of
+                # VIPeX (a first run, or a lost database): list it once instead of
+                # rewriting every entry, adopting and rebuilding ownership.
+                log.info("job %s: no full resync yet; this run lists VIPeX (full)", job.name)
+                opts = self.options = replace(opts, mode=Mode.FULL)
             run_id = store.start_run(
                 session,
                 job=job.name,
