@@ -607,3 +607,35 @@ def test_record_confirmed_many_in_batches(sessions: sessionmaker[Session]) -> No
     )
     with sessions() as s:
         assert store.record_confirmed_many(s, job=JOB, run_id=None, updates=[], now=at(8)) == 0
+
+
+def test_mark_pending_keeps_confirmed_content_and_a_write_clears_it(
+    sessions: sessionmaker[Session],
+) -> None:
+    confirmed = entry("3611111111", "Régi Név")
+    with sessions() as s:
+        applied(s, confirmed)
+        marked = store.mark_pending_many(
+            s,
+            job=JOB,
+            changes=[
+                ("3611111111", "update", "K1"),
+                ("3622222222", "create", "K2"),
+                ("3633333333", "adopt", "K3"),
+            ],
+        )
+        s.commit()
+    assert marked == 3
+    with sessions() as s:
+        mirror = store.load_mirror(s, JOB)
+        assert mirror["3611111111"].state is WriteState.PENDING
+        assert mirror["3611111111"].written == confirmed  # nothing claimed before VIPeX confirms
+        assert mirror["3622222222"].written is None
+        assert mirror["3622222222"].owned  # the create may reach VIPeX
+        assert not mirror["3633333333"].owned  # an adoption is owned only once it succeeds
+        assert store.mirror_stats(s, JOB).pending == 3
+
+        applied(s, entry("3622222222", "Új"), key="K2")
+        s.commit()
+        assert store.load_mirror(s, JOB)["3622222222"].state is WriteState.APPLIED
+        assert store.mark_pending_many(s, job=JOB, changes=[]) == 0

@@ -412,6 +412,9 @@ def test_stop_request_finishes_writes_in_flight(
     mirror = mirror_of(config)
     # The mirror claims exactly what VIPeX confirmed, no more and no less.
     assert {n for n, m in mirror.items() if m.written is not None} == created
+    # The writes never sent are marked pending, so `vipexsync status` shows them.
+    assert all(m.state.value == "pending" for m in mirror.values() if m.written is None)
+    assert len(mirror) == 60
 
     rest = run(config)
     assert rest.outcome is Outcome.SUCCESS

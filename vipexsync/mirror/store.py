@@ -496,6 +496,54 @@ def record_failed(
     )
 
 
+@_mirror_errors("marking the planned writes pending")
+def mark_pending_many(
+    session: Session,
+    *,
+    job: str,
+    changes: Iterable[tuple[str, str, str | None]],
+) -> int:
+    """Mark ``(phonenumber, action, record_key)`` as about to be written.
+
+    Done once, before any write is sent: a row left ``pending`` afterwards
+    is a write whose outcome nobody saw (the process was killed in flight).
+    The confirmed content is never touched, so the next run simply retries.
+    A planned create gets a row with no confirmed content, owned (the call
+    may reach VIPeX); a planned adoption's row is not owned until it succeeds.
+    Returns how many rows were marked.
+    """
+    rows = []
+    for phonenumber, action, record_key in changes:
+        _check_action(action)
+        rows.append(
+            {
+                "job": job,
+                "phonenumber": phonenumber,
+                **_content(None),
+                "owned": action != "adopt",
+                "record_key": record_key,
+                "first_written_at": None,
+                "last_written_at": None,
+                "last_seen_at": None,
+                "state": WriteState.PENDING.value,
+                "attempts": 0,
+                "last_error": None,
+            }
+        )
+    if not rows:
+        return 0
+    insert = _insert(session)
+    row = MirrorEntryRow
+    stmt = insert(row)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[row.job, row.phonenumber],
+        set_={"state": WriteState.PENDING.value},
+    )
+    for start in range(0, len(rows), IN_CHUNK):
+        session.execute(stmt, rows[start : start + IN_CHUNK])
+    return len(rows)
+
+
 @_mirror_errors("recording a mirror update from a full resync")
 def record_confirmed(
     session: Session,

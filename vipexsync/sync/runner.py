@@ -394,6 +394,12 @@ class JobRun:
 
     def _apply(self, session: Session, run_id: int, plan: Plan) -> ApplyOutcome:
         job = self.job
+        store.mark_pending_many(
+            session,
+            job=job.name,
+            changes=((c.phonenumber, c.action.value, c.record_key) for c in plan.changes),
+        )
+        session.commit()
 
         def journal(result: WriteResult) -> None:
             change = result.change
