@@ -571,13 +571,13 @@ def get_phonebook_list(
     if limit < 1:
         raise ApiFailure("Hibás paraméter: limit (legalább 1)")
     limit = min(limit, MAX_QUERYABLE_ROWS)
-    rows = sub.sorted_phonebook()
-    page = rows[offset : offset + limit]
+    numbers = sub.sorted_numbers()
+    page = [(num, sub.phonebook[num]) for num in numbers[offset : offset + limit]]
     return {
         "phonebook_list": [_entry_json(num, rec) for num, rec in page],
         "metadata": {
             "max_queryable_rows": MAX_QUERYABLE_ROWS,
-            "full_count": str(len(rows)),
+            "full_count": str(len(numbers)),
             "list_count": len(page),
             "list_from": offset,
             "list_to": offset + len(page) - 1,
