@@ -2,7 +2,98 @@
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from werkzeug.serving import make_server
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+    from vipexsync.emulator.server import RunningEmulator
+
+
+@contextmanager
+def serve(app: WSGIApplication, ssl_context: tuple[str, str] | None = None) -> Iterator[str]:
+    """Any WSGI app on a free loopback port, threaded werkzeug in a thread; yields its base URL.
+
+    Tests wrap or stand in for real services (the emulator with middleware, a
+    CRM API) and serve them over real HTTP, so the code under test meets a
+    real server. ``ssl_context`` is a (cert, key) pair for HTTPS.
+    """
+    server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=ssl_context)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    scheme = "https" if ssl_context else "http"
+    try:
+        yield f"{scheme}://127.0.0.1:{server.server_port}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@contextmanager
+def serve_empty_vipex(vipex_id: str, *more_ids: str) -> Iterator[RunningEmulator]:
+    """The emulator with empty phonebooks for these subscriptions, over loopback HTTP.
+
+    The first id is the one the RunningEmulator advertises as ``vipex_id``.
+    """
+    from vipexsync.emulator.server import serve_in_thread
+    from vipexsync.emulator.state import EmulatorState
+
+    state = EmulatorState()
+    for each in (vipex_id, *more_ids):
+        state.add_subscription(each)
+    with serve_in_thread(state, vipex_id=vipex_id) as running:
+        yield running
+
+
+def cli_environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for a vipexsync subprocess: ours without VIPEXSYNC_*, then ``extra``.
+
+    A developer's or CI's VIPEXSYNC_* settings must not reach the CLI under
+    test; only what the test itself sets.
+    """
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("VIPEXSYNC_")}
+    environ.update(extra or {})
+    return environ
+
+
+MINIMAL_CONFIG = """
+[vipex]
+url = "https://cloud.example.hu"
+username = "api_user"
+{vipex_extra}
+
+[[jobs]]
+name = "crm"
+vipex_id = "1643897"
+[jobs.source]
+type = "csv"
+path = "crm.csv"
+key = "id"
+[jobs.mapping]
+phone_fields = ["phone"]
+name = "{{name}}"
+"""
+
+
+def write_minimal_config(folder: Path, vipex_extra: str = "", mode: int = 0o600) -> Path:
+    """A smallest valid vipexsync.toml (one CSV job) in ``folder``, with ``mode``.
+
+    ``vipex_extra`` is TOML put into [vipex], e.g. how the password is given.
+    """
+    path = folder / "vipexsync.toml"
+    path.write_text(MINIMAL_CONFIG.format(vipex_extra=vipex_extra), encoding="utf-8")
+    path.chmod(mode)
+    return path
+
 
 CRM_HEADER = ["id", "last_name", "first_name", "company", "phone", "mobile", "segment", "kind"]
 

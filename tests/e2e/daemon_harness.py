@@ -7,7 +7,6 @@ so a chatty daemon can never block on a full pipe.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -20,6 +19,8 @@ from typing import IO, TypeVar
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+
+from support import cli_environ
 
 T = TypeVar("T")
 
@@ -110,7 +111,7 @@ class Daemon:
         self.port = port
         self.stdout_path = config.with_suffix(".stdout")
         self.stderr_path = config.with_suffix(".stderr")
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("VIPEXSYNC_")}
+        environ = cli_environ()
         environ.pop("NOTIFY_SOCKET", None)
         environ.pop("WATCHDOG_USEC", None)
         environ.update(env or {})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,9 +11,8 @@ from typing import Any
 
 import pytest
 
-from support import crm_row, write_crm
+from support import cli_environ, crm_row, serve_empty_vipex, write_crm
 from vipexsync.emulator.server import RunningEmulator, serve_in_thread
-from vipexsync.emulator.state import EmulatorState
 from vipexsync.locks import job_lock
 
 VIPEX_ID = "1643897"
@@ -26,10 +24,13 @@ def cli(
     command = [sys.executable, "-m", "vipexsync"]
     if config is not None:
         command += ["--config", str(config)]
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("VIPEXSYNC_")}
-    environ.update(env or {})
     return subprocess.run(
-        [*command, *args], capture_output=True, text=True, timeout=120, env=environ, check=False
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=cli_environ(env),
+        check=False,
     )
 
 
@@ -41,10 +42,8 @@ def rows(n: int) -> list[dict[str, str]]:
 
 @pytest.fixture
 def vipex() -> Iterator[RunningEmulator]:
-    state = EmulatorState()
-    state.add_subscription(VIPEX_ID)
-    state.add_custom_field(VIPEX_ID, 7, "Ügyfélkód", "text")
-    with serve_in_thread(state, vipex_id=VIPEX_ID) as running:
+    with serve_empty_vipex(VIPEX_ID) as running:
+        running.state.add_custom_field(VIPEX_ID, 7, "Ügyfélkód", "text")
         yield running
 
 

@@ -19,9 +19,8 @@ import pytest
 from e2e.daemon_harness import Daemon, NotifySocket, daemon_config, free_port, wait_for
 from sqlalchemy.orm import Session
 
-from support import crm_row, write_crm
-from vipexsync.emulator.server import RunningEmulator, serve_in_thread
-from vipexsync.emulator.state import EmulatorState
+from support import crm_row, serve_empty_vipex, write_crm
+from vipexsync.emulator.server import RunningEmulator
 from vipexsync.mirror import store
 from vipexsync.mirror.database import create_engine_for
 
@@ -41,10 +40,7 @@ def rows(n: int) -> list[dict[str, str]]:
 
 @pytest.fixture
 def vipex() -> Iterator[RunningEmulator]:
-    state = EmulatorState()
-    state.add_subscription(VIPEX_ID)
-    state.add_subscription(SECOND_ID)
-    with serve_in_thread(state, vipex_id=VIPEX_ID) as running:
+    with serve_empty_vipex(VIPEX_ID, SECOND_ID) as running:
         yield running
 
 

@@ -19,10 +19,9 @@ import pytest
 from e2e.daemon_harness import Daemon, daemon_config, free_port, wait_for
 from sqlalchemy.orm import Session
 
-from support import crm_row, write_crm
+from support import crm_row, serve_empty_vipex, write_crm
 from vipexsync.daemon import interval_tick
-from vipexsync.emulator.server import RunningEmulator, serve_in_thread
-from vipexsync.emulator.state import EmulatorState
+from vipexsync.emulator.server import RunningEmulator
 from vipexsync.mirror import store
 from vipexsync.mirror.database import create_engine_for
 
@@ -57,9 +56,7 @@ class Crm:
 
 @pytest.fixture
 def vipex() -> Iterator[RunningEmulator]:
-    state = EmulatorState()
-    state.add_subscription(VIPEX_ID)
-    with serve_in_thread(state, vipex_id=VIPEX_ID) as running:
+    with serve_empty_vipex(VIPEX_ID) as running:
         yield running
 
 

@@ -5,16 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import threading
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from support import serve
 from vipexsync.emulator.app import EmulatorApp
 from vipexsync.emulator.faults import Faults
 from vipexsync.emulator.server import serve_in_thread
@@ -90,21 +88,6 @@ def test_wrong_password_is_an_auth_error_not_retried(emulator: Any) -> None:
 def test_unknown_action_through_raw_call(emulator: Any) -> None:
     with make_client(emulator.url) as client, pytest.raises(ApiResultError):
         client.call("no_such_action", {})
-
-
-@contextmanager
-def serve(app: Callable[..., Any]) -> Iterator[str]:
-    """Any WSGI app on a free loopback port, in a thread."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def refusing_deletes(inner: EmulatorApp) -> Callable[..., Any]:

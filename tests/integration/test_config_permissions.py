@@ -17,23 +17,9 @@ from pathlib import Path
 
 import pytest
 
-CONFIG = """
-[vipex]
-url = "https://cloud.example.hu"
-username = "api_user"
-password_file = "vipex-password"
+from support import write_minimal_config
 
-[[jobs]]
-name = "crm"
-vipex_id = "1"
-[jobs.source]
-type = "csv"
-path = "crm.csv"
-key = "id"
-[jobs.mapping]
-phone_fields = ["phone"]
-name = "{name}"
-"""
+PASSWORD_FILE = 'password_file = "vipex-password"'
 
 READER = """
 import sys
@@ -62,9 +48,7 @@ def read_without_privilege(path: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_unreadable_config_file(tmp_path: Path) -> None:
-    path = tmp_path / "vipexsync.toml"
-    path.write_text(CONFIG)
-    path.chmod(0o000)
+    path = write_minimal_config(tmp_path, PASSWORD_FILE, mode=0o000)
     result = read_without_privilege(path)
     assert result.returncode == 2, result.stderr
     assert f"cannot read configuration file {path}: permission denied" in result.stdout
@@ -72,9 +56,7 @@ def test_unreadable_config_file(tmp_path: Path) -> None:
 
 
 def test_unreadable_password_file(tmp_path: Path) -> None:
-    path = tmp_path / "vipexsync.toml"
-    path.write_text(CONFIG)
-    path.chmod(0o644)
+    path = write_minimal_config(tmp_path, PASSWORD_FILE, mode=0o644)
     secret = tmp_path / "vipex-password"
     secret.write_text("s3cret\n")
     secret.chmod(0o000)
@@ -88,9 +70,7 @@ def test_unreadable_password_file(tmp_path: Path) -> None:
 
 def test_readable_files_load_for_the_same_reader(tmp_path: Path) -> None:
     """The control: the same reader succeeds once the files are readable."""
-    path = tmp_path / "vipexsync.toml"
-    path.write_text(CONFIG)
-    path.chmod(0o644)
+    path = write_minimal_config(tmp_path, PASSWORD_FILE, mode=0o644)
     secret = tmp_path / "vipex-password"
     secret.write_text("s3cret\n")
     secret.chmod(0o644)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from support import serve
 from vipexsync.config import HttpSourceConfig, Secret
 from vipexsync.errors import SourceError
 from vipexsync.sources import SourceRecord, open_source
@@ -118,14 +118,8 @@ class CrmApi:
 @pytest.fixture
 def api() -> Iterator[tuple[CrmApi, str]]:
     app = CrmApi()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    try:
-        yield app, f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
+    with serve(app) as url:
+        yield app, url.rstrip("/")
 
 
 def read(cfg: HttpSourceConfig, attempts: int = 3) -> list[SourceRecord]:
@@ -393,14 +387,8 @@ def tls_base(tmp_path: Path) -> Iterator[str]:
         check=True,
         capture_output=True,
     )  # fmt: skip
-    server = make_server("127.0.0.1", 0, CrmApi(), threaded=True, ssl_context=(str(cert), str(key)))
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    try:
-        yield f"https://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
+    with serve(CrmApi(), ssl_context=(str(cert), str(key))) as url:
+        yield url.rstrip("/")
 
 
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")

@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from support import crm_row, write_crm
+from support import crm_row, serve_empty_vipex, write_crm
 from vipexsync.config import load_config
-from vipexsync.emulator.server import RunningEmulator, serve_in_thread
-from vipexsync.emulator.state import EmulatorState
+from vipexsync.emulator.server import RunningEmulator
 from vipexsync.metrics import Metrics, serve
 from vipexsync.runtime import Runtime
 from vipexsync.status import collect_status, daemon_answers, format_status, print_status
@@ -27,9 +26,7 @@ VIPEX_ID = "1643897"
 
 @pytest.fixture
 def vipex() -> Iterator[RunningEmulator]:
-    state = EmulatorState()
-    state.add_subscription(VIPEX_ID)
-    with serve_in_thread(state, vipex_id=VIPEX_ID) as running:
+    with serve_empty_vipex(VIPEX_ID) as running:
         yield running
 
 

@@ -26,8 +26,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from reliability.wsgi_helpers import buffer_request, serve
-from support import crm_row, write_crm
+from reliability.wsgi_helpers import buffer_request
+from support import crm_row, serve, write_crm
 from vipexsync.config import CsvSourceConfig, MappingConfig, VcardSourceConfig, load_config
 from vipexsync.emulator.app import EmulatorApp
 from vipexsync.emulator.state import EmulatorState

@@ -10,7 +10,6 @@ the writes a run can have in flight or awaiting its journal when it dies.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -25,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import sqlalchemy as sa
 
-from reliability.wsgi_helpers import buffer_request, serve
-from support import crm_row, write_crm
+from reliability.wsgi_helpers import buffer_request
+from support import cli_environ, crm_row, serve, write_crm
 from vipexsync.config import load_config
 from vipexsync.domain import Entry, WriteState
 from vipexsync.emulator.app import EmulatorApp
@@ -147,10 +146,6 @@ def cli_command(config: Path, full: bool) -> list[str]:
     return [sys.executable, "-m", "vipexsync", "--config", str(config), *mode]
 
 
-def cli_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("VIPEXSYNC_")}
-
-
 def write_config(tmp_path: Path, url: str) -> Path:
     secret = tmp_path / "vipex-password"
     secret.write_text(PASSWORD + "\n", encoding="utf-8")
@@ -205,7 +200,7 @@ def kill_after(command: list[str], audit: WriteAudit, *, writes: int, seconds: f
     start_writes = audit.counts()[0]
     started = time.monotonic()
     process = subprocess.Popen(
-        command, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        command, env=cli_environ(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
         while process.poll() is None:
@@ -286,7 +281,7 @@ def test_sigkill_twenty_times_then_full_resync_converges(tmp_path: Path) -> None
 
         final = subprocess.run(
             cli_command(config, full=True),
-            env=cli_env(),
+            env=cli_environ(),
             capture_output=True,
             text=True,
             timeout=120,
@@ -309,7 +304,7 @@ def test_sigkill_twenty_times_then_full_resync_converges(tmp_path: Path) -> None
 
         again = subprocess.run(
             cli_command(config, full=True),
-            env=cli_env(),
+            env=cli_environ(),
             capture_output=True,
             text=True,
             timeout=120,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import socket
 import subprocess
 import sys
@@ -29,8 +28,7 @@ import sqlalchemy as sa
 from prometheus_client import generate_latest
 from werkzeug.wrappers import Response
 
-from reliability.wsgi_helpers import serve
-from support import crm_row, write_crm
+from support import cli_environ, crm_row, serve, write_crm
 from vipexsync.config import load_config
 from vipexsync.emulator.faults import Faults
 from vipexsync.emulator.server import RunningEmulator, serve_in_thread
@@ -260,7 +258,6 @@ def database_text(mirror: Path) -> str:
 
 
 def run_cli(config: Path, plan_file: Path, *mode: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("VIPEXSYNC_")}
     return subprocess.run(
         [
             sys.executable,
@@ -276,7 +273,7 @@ def run_cli(config: Path, plan_file: Path, *mode: str) -> subprocess.CompletedPr
         capture_output=True,
         text=True,
         timeout=120,
-        env=environ,
+        env=cli_environ(),
         check=False,
     )
 

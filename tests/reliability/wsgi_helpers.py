@@ -1,40 +1,21 @@
-"""Small WSGI tools for the reliability tests: a real server, and reading a request's parameters.
+"""WSGI tools for the reliability tests: reading a request's parameters in middleware.
 
 Tests wrap the emulator's WSGI app in middleware (auditing writes, corrupting
-answers) and serve it over real HTTP on loopback, so the client under test
-meets a real server, never a mock object.
+answers) and serve it over real HTTP on loopback with ``support.serve``, so the
+client under test meets a real server, never a mock object.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
-
-
-@contextmanager
-def serve(app: WSGIApplication) -> Iterator[str]:
-    """A threaded werkzeug server on a free loopback port; yields its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    from _typeshed.wsgi import WSGIEnvironment
 
 
 def buffer_request(environ: WSGIEnvironment) -> dict[str, object]:

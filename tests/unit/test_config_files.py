@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from support import write_minimal_config
 from vipexsync.config import (
     Secret,
     load_config,
@@ -22,31 +23,6 @@ from vipexsync.errors import ConfigError
 PASSWORD = "Sup3r-Secret-Pa55"
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config" / "vipexsync.example.toml"
-
-MINIMAL = """
-[vipex]
-url = "https://cloud.example.hu"
-username = "api_user"
-{vipex_extra}
-
-[[jobs]]
-name = "crm"
-vipex_id = "1643897"
-[jobs.source]
-type = "csv"
-path = "crm.csv"
-key = "id"
-[jobs.mapping]
-phone_fields = ["phone"]
-name = "{{name}}"
-"""
-
-
-def write_config(folder: Path, vipex_extra: str = "", mode: int = 0o600) -> Path:
-    path = folder / "vipexsync.toml"
-    path.write_text(MINIMAL.format(vipex_extra=vipex_extra), encoding="utf-8")
-    path.chmod(mode)
-    return path
 
 
 def load_error(path: Path | None, environ: dict[str, str]) -> ConfigError:
@@ -128,7 +104,7 @@ def test_no_file_anywhere_lists_the_three_places(
 
 
 def test_the_local_file_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = write_config(tmp_path)
+    path = write_minimal_config(tmp_path)
     monkeypatch.chdir(tmp_path)
     assert resolve_default_config_path({}) == path
     config = load_config(environ={"VIPEXSYNC_VIPEX_PASSWORD": PASSWORD})
@@ -137,10 +113,10 @@ def test_the_local_file_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_the_environment_variable_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    write_config(tmp_path)
+    write_minimal_config(tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    path = write_config(elsewhere)
+    path = write_minimal_config(elsewhere)
     monkeypatch.chdir(tmp_path)
     env = {"VIPEXSYNC_CONFIG": str(path), "VIPEXSYNC_VIPEX_PASSWORD": PASSWORD}
     assert resolve_default_config_path(env) == path
@@ -150,7 +126,7 @@ def test_the_environment_variable_wins(tmp_path: Path, monkeypatch: pytest.Monke
 def test_the_environment_variable_naming_a_missing_file_is_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write_config(tmp_path)  # ./vipexsync.toml exists, but is not silently used instead
+    write_minimal_config(tmp_path)  # ./vipexsync.toml exists, but is not silently used instead
     monkeypatch.chdir(tmp_path)
     missing = tmp_path / "typo.toml"
     message = str(load_error(None, {"VIPEXSYNC_CONFIG": str(missing)}))
@@ -173,7 +149,7 @@ def test_a_directory_is_not_a_file(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads a mode-000 file anyway; see integration")
 def test_unreadable_file(tmp_path: Path) -> None:
-    path = write_config(tmp_path, mode=0o000)
+    path = write_minimal_config(tmp_path, mode=0o000)
     message = str(load_error(path, {}))
     assert "permission denied" in message
 
@@ -201,7 +177,7 @@ def test_not_utf8(tmp_path: Path) -> None:
 
 
 def test_a_byte_order_mark_is_tolerated(tmp_path: Path) -> None:
-    path = write_config(tmp_path)
+    path = write_minimal_config(tmp_path)
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
     assert load_config(path, environ={"VIPEXSYNC_VIPEX_PASSWORD": PASSWORD}).jobs
 
@@ -210,7 +186,7 @@ def test_a_byte_order_mark_is_tolerated(tmp_path: Path) -> None:
 
 
 def test_no_password_lists_the_four_ways(tmp_path: Path) -> None:
-    path = write_config(tmp_path)
+    path = write_minimal_config(tmp_path)
     error = load_error(path, {"CREDENTIALS_DIRECTORY": str(tmp_path / "no-such-dir")})
     (problem,) = error.problems
     assert problem.startswith("vipex.password: no VIPeX password found")
@@ -219,7 +195,7 @@ def test_no_password_lists_the_four_ways(tmp_path: Path) -> None:
 
 
 def test_inline_password_refused_in_a_readable_file(tmp_path: Path) -> None:
-    path = write_config(tmp_path, f'password = "{PASSWORD}"', mode=0o644)
+    path = write_minimal_config(tmp_path, f'password = "{PASSWORD}"', mode=0o644)
     error = load_error(path, {"VIPEXSYNC_VIPEX_PASSWORD": "other"})
     (problem,) = error.problems
     assert problem.startswith("vipex.password: an inline password is accepted only")
@@ -229,13 +205,13 @@ def test_inline_password_refused_in_a_readable_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("mode", [0o640, 0o604, 0o660])
 def test_inline_password_refused_for_group_or_others(tmp_path: Path, mode: int) -> None:
-    path = write_config(tmp_path, f'password = "{PASSWORD}"', mode=mode)
+    path = write_minimal_config(tmp_path, f'password = "{PASSWORD}"', mode=mode)
     load_error(path, {})
 
 
 @pytest.mark.parametrize("mode", [0o600, 0o400])
 def test_inline_password_accepted_in_a_private_file(tmp_path: Path, mode: int) -> None:
-    path = write_config(tmp_path, f'password = "{PASSWORD}"', mode=mode)
+    path = write_minimal_config(tmp_path, f'password = "{PASSWORD}"', mode=mode)
     config = load_config(path, environ={"VIPEXSYNC_VIPEX_PASSWORD": "env-loses"})
     assert config.vipex.password == Secret(PASSWORD)
     assert PASSWORD not in repr(config)
@@ -262,7 +238,7 @@ def test_password_file_comes_first(tmp_path: Path) -> None:
     creds = tmp_path / "creds"
     creds.mkdir()
     (creds / "vipex-password").write_text("from-credential")
-    path = write_config(tmp_path, 'password_file = "pw"', mode=0o644)
+    path = write_minimal_config(tmp_path, 'password_file = "pw"', mode=0o644)
     env = {"VIPEXSYNC_VIPEX_PASSWORD": "from-env", "CREDENTIALS_DIRECTORY": str(creds)}
     # only one trailing newline is dropped
     assert load_config(path, environ=env).vipex.password == Secret(PASSWORD + "\n")
@@ -272,7 +248,7 @@ def test_environment_comes_second(tmp_path: Path) -> None:
     creds = tmp_path / "creds"
     creds.mkdir()
     (creds / "vipex-password").write_text("from-credential")
-    path = write_config(tmp_path)
+    path = write_minimal_config(tmp_path)
     env = {"VIPEXSYNC_VIPEX_PASSWORD": "from-env", "CREDENTIALS_DIRECTORY": str(creds)}
     assert load_config(path, environ=env).vipex.password == Secret("from-env")
 
@@ -281,7 +257,7 @@ def test_systemd_credential_comes_third(tmp_path: Path) -> None:
     creds = tmp_path / "creds"
     creds.mkdir()
     (creds / "vipex-password").write_text("from-credential\n")
-    path = write_config(tmp_path)
+    path = write_minimal_config(tmp_path)
     env = {"VIPEXSYNC_VIPEX_PASSWORD": "", "CREDENTIALS_DIRECTORY": str(creds)}
     assert load_config(path, environ=env).vipex.password == Secret("from-credential")
 
@@ -295,7 +271,7 @@ def test_bad_password_file(tmp_path: Path, content: bytes | None, expected: str)
     secret.parent.mkdir()
     if content is not None:
         secret.write_bytes(content)
-    path = write_config(tmp_path, 'password_file = "secrets/vipex-password"')
+    path = write_minimal_config(tmp_path, 'password_file = "secrets/vipex-password"')
     error = load_error(path, {"VIPEXSYNC_VIPEX_PASSWORD": "not-a-fallback"})
     (problem,) = error.problems
     assert problem.startswith(f"vipex.password_file: secret file {secret} ")
@@ -303,7 +279,7 @@ def test_bad_password_file(tmp_path: Path, content: bytes | None, expected: str)
 
 
 def test_password_file_that_is_a_directory(tmp_path: Path) -> None:
-    path = write_config(tmp_path, 'password_file = "."')
+    path = write_minimal_config(tmp_path, 'password_file = "."')
     (problem,) = load_error(path, {}).problems
     assert "is a directory" in problem
 
@@ -311,14 +287,14 @@ def test_password_file_that_is_a_directory(tmp_path: Path) -> None:
 def test_unreadable_systemd_credential(tmp_path: Path) -> None:
     creds = tmp_path / "creds"
     (creds / "vipex-password").mkdir(parents=True)
-    path = write_config(tmp_path)
+    path = write_minimal_config(tmp_path)
     (problem,) = load_error(path, {"CREDENTIALS_DIRECTORY": str(creds)}).problems
     assert problem.startswith("vipex.password: systemd credential: secret file")
 
 
 def test_password_and_password_file_together(tmp_path: Path) -> None:
     (tmp_path / "pw").write_text("x")
-    path = write_config(tmp_path, f'password = "{PASSWORD}"\npassword_file = "pw"')
+    path = write_minimal_config(tmp_path, f'password = "{PASSWORD}"\npassword_file = "pw"')
     (problem,) = load_error(path, {}).problems
     assert "set either password or password_file in [vipex], not both" in problem
 

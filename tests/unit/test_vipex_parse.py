@@ -1,8 +1,8 @@
 """The vendor document's example answers, verbatim, parsed by the client's parsers.
 
-Each ``*_ANSWER`` string below is copied from /work/shared/spec/vipex-api.hu.txt
-(escapes such as ``\\u00ed`` kept, hence raw strings), so these tests pin the
-client to what the real service is documented to send.
+The answers come from ``vendor_examples`` (copied from
+/work/shared/spec/vipex-api.hu.txt, escapes kept), shared with the emulator's
+tests, so these tests pin the client to what the real service is documented to send.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from vendor_examples import EXAMPLES
 from vipexsync.errors import (
     ApiError,
     ApiResultError,
@@ -48,320 +49,14 @@ def answer(action: str, text: str) -> dict[str, Any]:
     return parse.interpret_answer(action, 200, JSON_HEADERS, text.encode("utf-8"), NOW)
 
 
+def documented(action: str) -> dict[str, Any]:
+    """The vendor's example answer for ``action``, through the envelope check."""
+    return answer(action, EXAMPLES[action].answer)
+
+
 def local(year: int, month: int, day: int, hour: int, minute: int, second: int) -> datetime:
     return datetime(year, month, day, hour, minute, second, tzinfo=BUDAPEST)
 
-
-DIAL_ANSWER = r"""{
-  "onvipex_result": {
-    "result": 1,
-    "id": 2253053
-  }
-}"""
-
-OUTBOUND_IVR_ANSWER = r"""{
-  "onvipex_result": {
-    "result": 1,
-    "id": 1912945
-  }
-}"""
-
-CURRENT_CALLS_ANSWER = r"""{
-  "onvipex_result": {
-    "result": 1,
-    "exten": "2000",
-    "extens_current_calls": [
-      {
-        "id": 114117854,
-        "call_id": 114117804,
-        "other_party_type": "external",
-        "direction": "inbound",
-        "start_time": "2023-07-21 16:29:58",
-        "answer_time": "2023-07-21 16:30:11",
-        "other_party_number": "3619996000"
-      },
-      {
-        "id": 114118134,
-        "call_id": 114118134,
-        "other_party_type": "internal",
-        "direction": "outbound",
-        "start_time": "2023-07-21 16:31:56",
-        "answer_time": null,
-        "other_party_number": "2002"
-      }
-    ]
-  }
-}"""
-
-USER_ANSWER = r"""{
-  "onvipex_result": {
-    "result": 1,
-    "id": 27,
-    "name": "Teszt Felhasznalo",
-    "email": "test_user@opennet.hu",
-    "operator": 1,
-    "status": 0,
-    "extens": [
-      {
-        "exten": "1105",
-        "cost_location": "520",
-        "default": 1,
-        "operator": 1
-      }
-    ]
-  }
-}"""
-
-USER_LIST_ANSWER = r"""{
-  "onvipex_result": {
-    "result": 1,
-    "user_list": [
-      {
-        "id": 1,
-        "name": "Teszt Felhasznalo 1",
-        "email": "test_user1@opennet.hu",
-        "operator": 1,
-        "status": 0,
-        "extens": [
-          {
-            "exten": "1100",
-            "cost_location": "311",
-            "default": 1,
-            "operator": 1
-          }
-        ]
-      },
-      {
-        "id": 2,
-        "name": "Teszt Felhasznalo 2",
-        "email": "test_user2@opennet.hu",
-        "operator": 0,
-        "status": null,
-        "extens": [
-          {
-             "exten": "1101",
-            "cost_location": "311",
-            "default": 1,
-            "operator": 0
-          },
-          {
-            "exten": "1103",
-            "cost_location": "312",
-            "default": 0,
-            "operator": 0
-          }
-        ]
-      },
-      {
-        "id": 81,
-        "name": "Teszt Felhasznalo 3",
-        "email": "test_user3@opennet.hu",
-        "operator": 0,
-        "status": null,
-        "extens": [
-          {
-            "exten": "1110",
-            "cost_location": null,
-            "default": 1,
-            "operator": 0
-          },
-          {
-            "exten": "1111",
-            "cost_location": null,
-            "default": 0,
-            "operator": 0
-          }
-        ]
-      }
-    ]
-  }
-}"""
-
-STATUS_LIST_ANSWER = r"""{
-  "onvipex_result": {
-    "result": 1,
-    "status_list": [
-      {
-        "status_id": 1,
-        "status": 0,
-        "label": "H\u00edvhat\u00f3",
-        "logout": 0,
-        "deleted": 0
-      },
-      {
-        "status_id": 2,
-        "status": 1,
-        "label": "Kijelentkezett",
-        "logout": 1,
-        "deleted": 0
-      },
-      {
-        "status_id": 6,
-        "status": 2,
-        "label": "Sz\u00fcnet",
-        "logout": 0,
-        "deleted": 0
-      },
-      {
-        "status_id": 8,
-        "status": 4,
-        "label": "Ut\u00f3munka",
-        "logout": 0,
-        "deleted": 0
-      }
-    ]
-  }
-}"""
-
-STATUS_HISTORY_ANSWER = r"""{
-  "onvipex_result": {
-    "result": 1,
-    "id": 27,
-    "status_history": [
-      {
-        "status_id": 6,
-        "date_from": "2019-12-09 16:31:35",
-        "date_to": "2019-12-09 16:31:39"
-      },
-      {
-        "status_id": 1,
-        "date_from": "2019-12-09 16:31:40",
-        "date_to": "2019-12-09 16:31:50"
-      },
-      {
-        "status_id": 6,
-        "date_from": "2019-12-09 16:31:51",
-        "date_to": "2019-12-09 16:31:53"
-      },
-      {
-        "status_id": 2,
-        "date_from": "2019-12-09 16:31:54",
-        "date_to": "2019-12-09 16:31:55"
-      },
-      {
-        "status_id": 1,
-        "date_from": "2019-12-09 16:31:56",
-        "date_to": "0000-00-00 00:00:00"
-      }
-    ]
-  }
-}"""
-
-SET_OPERATOR_STATUS_ANSWER = r"""{
-  "onvipex_result": {
-    "result": 1,
-    "new_status_id": 1
-  }
-}"""
-
-RESULT_ONLY_ANSWER = r"""{
-  "onvipex_result": {
-    "result": 1
-  }
-}"""
-
-CALL_FORWARD_LIST_ANSWER = r"""{
-  "onvipex_result": {
-    "result": 1,
-    "number": "234",
-    "call_forward_list": [
-      {
-        "forward_type": "noanswer",
-        "destination_type": "phonenumber",
-        "destination_number": "36701234567",
-        "noanswer_timeout": 60,
-        "call_type": "all"
-      },
-      {
-        "forward_type": "unavailable",
-        "destination_type": "exten",
-        "destination_number": "432",
-        "call_type": "external"
-      }
-    ]
-  }
-}"""
-
-PHONEBOOK_ENTRY_ANSWER = r"""{
-  "onvipex_result": {
-    "result": 1,
-    "phonenumber": 3619996000,
-    "name": "Opennetworks Kft",
-    "tags": "tag1,tag2,tag3",
-    "comment": "Test comment",
-    "custom_field_options": [
-      {
-        "field_id": 1,
-        "field_value": "opt1"
-      }
-    ]
-  }
-}"""
-
-PHONEBOOK_LIST_ANSWER = r"""{
-  "onvipex_result": {
-    "result": 1,
-    "phonebook_list": [
-      {
-        "phonenumber": 3619996000,
-        "name": "Opennetworks Kft",
-        "tags": "tag1,tag2,tag3",
-        "comment": "Test comment",
-        "custom_field_options": [
-          {
-            "field_id": 1,
-            "field_value": "opt1"
-          }
-        ]
-      }
-    ],
-
-    "metadata": {
-      "max_queryable_rows": 200,
-      "full_count": "18",
-      "list_count": 1,
-      "list_from": 11,
-      "list_to": 11
-    }
-  }
-}"""
-
-CUSTOM_FIELD_LIST_ANSWER = r"""{
-  "onvipex_result": {
-    "result": 1,
-    "phonebook_custom_field_list": [
-      {
-        "field_id": 1,
-        "field_name": "teszt1",
-        "field_type": "menu",
-        "options": [
-          {
-            "option_id": 1,
-            "option_label": "opt1"
-          },
-          {
-            "option_id": 9,
-            "option_label": "opt2"
-          },
-          {
-            "option_id": 3,
-            "option_label": "opt3"
-          }
-        ]
-      },
-      {
-        "field_id": 10,
-        "field_name": "irsz",
-        "field_type": "number_sequence"
-      },
-      {
-        "field_id": 19,
-        "field_name": "Teszt szöveg",
-        "field_type": "text"
-      }
-    ]
-  }
-}"""
 
 OPENNETWORKS = PhonebookEntry(
     phonenumber="3619996000",
@@ -377,17 +72,17 @@ OPENNETWORKS = PhonebookEntry(
 
 def test_dial_phonenumber_example() -> None:
     action = "dial_phonenumber"
-    assert parse.parse_call_id(action, answer(action, DIAL_ANSWER)) == 2253053
+    assert parse.parse_call_id(action, documented(action)) == 2253053
 
 
 def test_outbound_ivr_example() -> None:
     action = "outbound_ivr"
-    assert parse.parse_call_id(action, answer(action, OUTBOUND_IVR_ANSWER)) == 1912945
+    assert parse.parse_call_id(action, documented(action)) == 1912945
 
 
 def test_get_extens_current_calls_example() -> None:
     action = "get_extens_current_calls"
-    calls = parse.parse_current_calls(action, answer(action, CURRENT_CALLS_ANSWER))
+    calls = parse.parse_current_calls(action, documented(action))
     assert calls.exten == "2000"
     assert calls.calls == (
         CurrentCall(
@@ -417,7 +112,7 @@ def test_get_extens_current_calls_example() -> None:
 
 def test_get_vipex_user_example() -> None:
     action = "get_vipex_user"
-    user = parse.parse_user(action, answer(action, USER_ANSWER))
+    user = parse.parse_user(action, documented(action))
     assert user == VipexUser(
         id=27,
         name="Teszt Felhasznalo",
@@ -430,7 +125,7 @@ def test_get_vipex_user_example() -> None:
 
 def test_get_vipex_user_list_example() -> None:
     action = "get_vipex_user_list"
-    users = parse.parse_user_list(action, answer(action, USER_LIST_ANSWER))
+    users = parse.parse_user_list(action, documented(action))
     assert [u.id for u in users] == [1, 2, 81]
     assert users[1] == VipexUser(
         id=2,
@@ -449,7 +144,7 @@ def test_get_vipex_user_list_example() -> None:
 
 def test_get_operator_status_list_example() -> None:
     action = "get_operator_status_list"
-    statuses = parse.parse_status_list(action, answer(action, STATUS_LIST_ANSWER))
+    statuses = parse.parse_status_list(action, documented(action))
     assert statuses == (
         OperatorStatus(status_id=1, status=0, label="Hívható", logout=False, deleted=False),
         OperatorStatus(status_id=2, status=1, label="Kijelentkezett", logout=True, deleted=False),
@@ -461,7 +156,7 @@ def test_get_operator_status_list_example() -> None:
 
 def test_get_operator_status_history_example() -> None:
     action = "get_operator_status_history"
-    history = parse.parse_status_history(action, answer(action, STATUS_HISTORY_ANSWER))
+    history = parse.parse_status_history(action, documented(action))
     assert history.id == 27
     assert len(history.periods) == 5
     assert history.periods[0] == StatusPeriod(
@@ -480,7 +175,7 @@ def test_get_operator_status_history_example() -> None:
 
 def test_set_operator_status_example() -> None:
     action = "set_operator_status"
-    assert parse.parse_new_status_id(action, answer(action, SET_OPERATOR_STATUS_ANSWER)) == 1
+    assert parse.parse_new_status_id(action, documented(action)) == 1
 
 
 @pytest.mark.parametrize(
@@ -488,12 +183,12 @@ def test_set_operator_status_example() -> None:
     ["set_call_forward", "del_call_forward", "set_phonebook_entry", "del_phonebook_entry"],
 )
 def test_result_only_examples(action: str) -> None:
-    assert answer(action, RESULT_ONLY_ANSWER) == {"result": 1}
+    assert documented(action) == {"result": 1}
 
 
 def test_get_call_forward_list_example() -> None:
     action = "get_call_forward_list"
-    forwards = parse.parse_forward_list(action, answer(action, CALL_FORWARD_LIST_ANSWER))
+    forwards = parse.parse_forward_list(action, documented(action))
     assert forwards.number == "234"
     assert forwards.forwards == (
         CallForward(
@@ -515,14 +210,14 @@ def test_get_call_forward_list_example() -> None:
 
 def test_get_phonebook_entry_example() -> None:
     action = "get_phonebook_entry"
-    entry = parse.parse_phonebook_entry(action, answer(action, PHONEBOOK_ENTRY_ANSWER))
+    entry = parse.parse_phonebook_entry(action, documented(action))
     assert entry == OPENNETWORKS
     assert isinstance(entry.phonenumber, str)
 
 
 def test_get_phonebook_list_example() -> None:
     action = "get_phonebook_list"
-    page = parse.parse_phonebook_page(action, answer(action, PHONEBOOK_LIST_ANSWER))
+    page = parse.parse_phonebook_page(action, documented(action))
     assert page.entries == (OPENNETWORKS,)
     assert page.metadata == ListMetadata(
         max_queryable_rows=200, full_count=18, list_count=1, list_from=11, list_to=11
@@ -531,7 +226,7 @@ def test_get_phonebook_list_example() -> None:
 
 def test_get_phonebook_custom_field_list_example() -> None:
     action = "get_phonebook_custom_field_list"
-    fields = parse.parse_custom_fields(action, answer(action, CUSTOM_FIELD_LIST_ANSWER))
+    fields = parse.parse_custom_fields(action, documented(action))
     assert fields == (
         CustomField(
             field_id=1,
@@ -654,19 +349,19 @@ def test_malformed_entries_name_the_field(result: dict[str, Any], field: str) ->
 
 
 def test_malformed_metadata_and_dates_name_the_field() -> None:
-    page = json.loads(PHONEBOOK_LIST_ANSWER)["onvipex_result"]
+    page = json.loads(EXAMPLES["get_phonebook_list"].answer)["onvipex_result"]
     page["metadata"]["full_count"] = "many"
     with pytest.raises(TransportError, match=r"onvipex_result\.metadata\.full_count"):
         parse.parse_phonebook_page("get_phonebook_list", page)
-    history = json.loads(STATUS_HISTORY_ANSWER)["onvipex_result"]
+    history = json.loads(EXAMPLES["get_operator_status_history"].answer)["onvipex_result"]
     history["status_history"][1]["date_to"] = "2019-12-09T16:31:50"
     with pytest.raises(TransportError, match=r"status_history\[1\]\.date_to"):
         parse.parse_status_history("get_operator_status_history", history)
-    statuses = json.loads(STATUS_LIST_ANSWER)["onvipex_result"]
+    statuses = json.loads(EXAMPLES["get_operator_status_list"].answer)["onvipex_result"]
     statuses["status_list"][0]["logout"] = 2
     with pytest.raises(TransportError, match=r"status_list\[0\]\.logout"):
         parse.parse_status_list("get_operator_status_list", statuses)
-    fields = json.loads(CUSTOM_FIELD_LIST_ANSWER)["onvipex_result"]
+    fields = json.loads(EXAMPLES["get_phonebook_custom_field_list"].answer)["onvipex_result"]
     fields["phonebook_custom_field_list"][2]["field_type"] = "date"
     with pytest.raises(TransportError, match=r"field_type is 'date'"):
         parse.parse_custom_fields("get_phonebook_custom_field_list", fields)
@@ -718,17 +413,17 @@ json_values = st.recursive(
     max_leaves=12,
 )
 
-PARSERS: list[tuple[str, str, Callable[[str, dict[str, Any]], object]]] = [
-    ("get_phonebook_entry", PHONEBOOK_ENTRY_ANSWER, parse.parse_phonebook_entry),
-    ("get_phonebook_list", PHONEBOOK_LIST_ANSWER, parse.parse_phonebook_page),
-    ("get_phonebook_custom_field_list", CUSTOM_FIELD_LIST_ANSWER, parse.parse_custom_fields),
-    ("get_extens_current_calls", CURRENT_CALLS_ANSWER, parse.parse_current_calls),
-    ("get_vipex_user", USER_ANSWER, parse.parse_user),
-    ("get_vipex_user_list", USER_LIST_ANSWER, parse.parse_user_list),
-    ("get_operator_status_list", STATUS_LIST_ANSWER, parse.parse_status_list),
-    ("get_operator_status_history", STATUS_HISTORY_ANSWER, parse.parse_status_history),
-    ("get_call_forward_list", CALL_FORWARD_LIST_ANSWER, parse.parse_forward_list),
-    ("dial_phonenumber", DIAL_ANSWER, parse.parse_call_id),
+PARSERS: list[tuple[str, Callable[[str, dict[str, Any]], object]]] = [
+    ("get_phonebook_entry", parse.parse_phonebook_entry),
+    ("get_phonebook_list", parse.parse_phonebook_page),
+    ("get_phonebook_custom_field_list", parse.parse_custom_fields),
+    ("get_extens_current_calls", parse.parse_current_calls),
+    ("get_vipex_user", parse.parse_user),
+    ("get_vipex_user_list", parse.parse_user_list),
+    ("get_operator_status_list", parse.parse_status_list),
+    ("get_operator_status_history", parse.parse_status_history),
+    ("get_call_forward_list", parse.parse_forward_list),
+    ("dial_phonenumber", parse.parse_call_id),
 ]
 
 
@@ -749,8 +444,8 @@ def _paths(value: object, prefix: tuple[object, ...] = ()) -> list[tuple[object,
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_any_corruption_of_an_answer_parses_or_is_a_transport_error(data: st.DataObject) -> None:
-    action, text, parser = data.draw(st.sampled_from(PARSERS))
-    result = json.loads(text)["onvipex_result"]
+    action, parser = data.draw(st.sampled_from(PARSERS))
+    result = json.loads(EXAMPLES[action].answer)["onvipex_result"]
     path = data.draw(st.sampled_from(_paths(result)))
     replacement = data.draw(json_values | st.just(_DELETE))
     target: Any = result
