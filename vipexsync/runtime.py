@@ -96,9 +96,11 @@ class Runtime:
             lock.release()
 
     def run_since(self, job: str, mode: Mode, since: datetime) -> store.RunRecord | None:
-        """The newest real (not dry) run of ``job`` in ``mode`` started at or after ``since``."""
+        """The newest real (not dry) run of ``job`` started at or after ``since``
+        that covers a tick of ``mode``: a full resync covers an incremental tick too."""
+        wanted = None if mode is Mode.INCREMENTAL else mode.value
         with self.sessions() as session:
-            for run in store.last_runs(session, job, limit=20, mode=mode.value):
+            for run in store.last_runs(session, job, limit=20, mode=wanted):
                 if run.started_at < since:
                     return None
                 if not run.dry_run:
