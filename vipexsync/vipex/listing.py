@@ -8,10 +8,14 @@ one. Pure: pages in, a verdict out.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
-from vipexsync.vipex.models import PhonebookEntry, PhonebookListing, PhonebookPage
+from vipexsync.vipex.models import ListMetadata, PhonebookEntry, PhonebookListing, PhonebookPage
 from vipexsync.wire import MAX_QUERYABLE_ROWS
+
+_K = TypeVar("_K")
+_T = TypeVar("_T")
 
 
 def page_offsets(full_count: int, page_size: int) -> range:
@@ -35,41 +39,68 @@ def assemble_listing(
     phone number appears twice, and the rows add up to ``full_count``.
     Duplicates are kept once (the first seen) so the caller still gets a map.
     """
-    ordered = sorted(pages, key=lambda pair: pair[0])
+    rows, full_count, problems = assemble_rows(
+        [(offset, page.metadata, page.entries, page.entries) for offset, page in pages],
+        page_size,
+        number=_number,
+    )
+    return PhonebookListing(
+        entries=tuple(rows.values()),
+        full_count=full_count,
+        pages=len(pages),
+        stable=not problems,
+        problems=problems,
+    )
+
+
+def _number(entry: PhonebookEntry) -> str:
+    return entry.phonenumber
+
+
+def assemble_rows(
+    pages: Sequence[tuple[int, ListMetadata, Sequence[_K], Sequence[_T]]],
+    page_size: int,
+    *,
+    number: Callable[[_K], str],
+) -> tuple[dict[str, _T], int, tuple[str, ...]]:
+    """:func:`assemble_listing` over already converted rows.
+
+    Each page is ``(offset, metadata, keys, values)``: ``number(key)`` is a
+    row's phone number and ``values`` what the caller keeps of each row.
+    Returns the values by number (the first seen, in offset order), the first
+    page's ``full_count`` and the problems (none: the listing is stable).
+    """
+    ordered = sorted(pages, key=lambda page: page[0])
     if not ordered:
-        return PhonebookListing(
-            entries=(), full_count=0, pages=0, stable=False, problems=("no page was read",)
-        )
-    full_count = ordered[0][1].metadata.full_count
+        return {}, 0, ("no page was read",)
+    full_count = ordered[0][1].full_count
     problems: list[str] = []
-    entries: list[PhonebookEntry] = []
-    seen: set[str] = set()
+    kept: dict[str, _T] = {}
     duplicates: list[str] = []
     rows = 0
-    for offset, page in ordered:
-        meta = page.metadata
+    for offset, meta, keys, values in ordered:
         if meta.full_count != full_count:
             problems.append(
                 f"full_count changed while paging: {full_count} on the first page, "
                 f"{meta.full_count} at offset {offset}"
             )
-        if len(page.entries) > page_size:
+        if len(keys) > page_size:
             problems.append(
-                f"the page at offset {offset} held {len(page.entries)} rows, more than the "
+                f"the page at offset {offset} held {len(keys)} rows, more than the "
                 f"{page_size} asked for"
             )
-        if meta.list_count != len(page.entries):
+        if meta.list_count != len(keys):
             problems.append(
                 f"the page at offset {offset} said list_count {meta.list_count} "
-                f"but held {len(page.entries)} rows"
+                f"but held {len(keys)} rows"
             )
-        for entry in page.entries:
+        for key, value in zip(keys, values, strict=True):
             rows += 1
-            if entry.phonenumber in seen:
-                duplicates.append(entry.phonenumber)
+            phonenumber = number(key)
+            if phonenumber in kept:
+                duplicates.append(phonenumber)
                 continue
-            seen.add(entry.phonenumber)
-            entries.append(entry)
+            kept[phonenumber] = value
     if duplicates:
         shown = ", ".join(sorted(set(duplicates))[:5])
         more = "" if len(set(duplicates)) <= 5 else f" and {len(set(duplicates)) - 5} more"
@@ -79,10 +110,4 @@ def assemble_listing(
         )
     if rows != full_count:
         problems.append(f"read {rows} rows but full_count is {full_count}")
-    return PhonebookListing(
-        entries=tuple(entries),
-        full_count=full_count,
-        pages=len(ordered),
-        stable=not problems,
-        problems=tuple(problems),
-    )
+    return kept, full_count, tuple(problems)

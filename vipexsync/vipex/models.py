@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 FieldType = Literal["menu", "number_sequence", "text"]
+RowT = TypeVar("RowT")
 ForwardType = Literal["immediate", "busy", "unavailable", "noanswer"]
 DestinationType = Literal["voicemail", "exten", "phonenumber"]
 CallType = Literal["internal", "external", "all"]
@@ -61,6 +62,22 @@ class PhonebookListing:
     """
 
     entries: tuple[PhonebookEntry, ...]
+    full_count: int
+    pages: int
+    stable: bool
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PhonebookScan(Generic[RowT]):
+    """A whole phonebook read page by page, each row converted as its page arrived.
+
+    Like :class:`PhonebookListing` (the same verdict and problems), but the
+    raw rows are not kept: ``rows`` maps each number (the first row seen for
+    it, in listing order) to what the caller's converter made of it.
+    """
+
+    rows: dict[str, RowT]
     full_count: int
     pages: int
     stable: bool

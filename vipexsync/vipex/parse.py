@@ -10,6 +10,7 @@ as a ``KeyError`` or ``TypeError`` escaping from deep inside.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -303,12 +304,20 @@ def split_tags(value: object) -> tuple[str, ...]:
     """Comma-joined tags to a tuple: stripped, empties dropped, order kept."""
     if value is None:
         return ()
+    if isinstance(value, str):
+        return _split_tag_text(value)
     parts: Sequence[object] = (
         value.split(",")
         if isinstance(value, str)
         else (value if isinstance(value, list) else [value])
     )
     return tuple(text for part in parts if (text := str(part).strip()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _split_tag_text(value: str) -> tuple[str, ...]:
+    """Cached: a phonebook repeats a few tag strings 100k times; one shared tuple each."""
+    return tuple(text for part in value.split(",") if (text := part.strip()))
 
 
 # --------------------------------------------------------------------------- phonebook

@@ -1,0 +1,110 @@
+"""The memory savings of a run share objects but never change a value.
+
+load_mirror(desired=...) and remote_entries reuse the desired entries' objects
+where the content is equal; these tests pin that the views stay equal to the
+unshared ones (on SQLite and PostgreSQL) and that the sharing really happens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from vipexsync.domain import DesiredEntry, Entry, WriteState
+from vipexsync.mirror import store
+from vipexsync.mirror.database import create_engine_for, make_session_factory, upgrade
+from vipexsync.sync.runner import remote_entries, remote_entry
+from vipexsync.vipex.models import CustomFieldValue, PhonebookEntry
+
+JOB = "crm"
+T0 = datetime(2024, 5, 1, 8, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
+    engine: Engine = create_engine_for(db_url)
+    upgrade(engine)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def _entry(number: str, comment: str = "Cég", fields: dict[int, str] | None = None) -> Entry:
+    return Entry(
+        phonenumber=number,
+        name=f"Név {number[-2:]}",
+        tags=frozenset({"crm-sync", "ugyfel"}),
+        comment=comment,
+        custom_fields={7: number[-4:]} if fields is None else fields,
+    )
+
+
+def test_load_mirror_shares_equal_desired_entries(sessions: sessionmaker[Session]) -> None:
+    same, changed, failed, no_fields = "3620000001", "3620000002", "3620000003", "3620000004"
+    with sessions() as s:
+        store.record_applied(
+            s, job=JOB, run_id=None, action="create", phonenumber=same, before=None,
+            written=_entry(same), record_key="1", reason="new", now=T0,
+        )  # fmt: skip
+        store.record_applied(
+            s, job=JOB, run_id=None, action="create", phonenumber=changed, before=None,
+            written=_entry(changed), record_key="2", reason="new", now=T0,
+        )  # fmt: skip
+        store.record_applied(
+            s, job=JOB, run_id=None, action="create", phonenumber=no_fields, before=None,
+            written=_entry(no_fields, fields={}), record_key="4", reason="new", now=T0,
+        )  # fmt: skip
+        store.record_failed(
+            s, job=JOB, run_id=None, action="create", phonenumber=failed, before=None,
+            after=_entry(failed), reason="new", error="boom", now=T0,
+        )  # fmt: skip
+        s.commit()
+        desired = {
+            same: DesiredEntry(_entry(same), "1"),
+            changed: DesiredEntry(_entry(changed, comment="Új cég"), "2"),
+            failed: DesiredEntry(_entry(failed), "3"),
+        }
+        plain = store.load_mirror(s, JOB)
+        shared = store.load_mirror(s, JOB, desired=desired)
+
+    assert shared == plain  # the same values, whatever is shared
+    assert shared[same].written is desired[same].entry
+    assert shared[same].record_key is desired[same].record_key
+    assert shared[changed].written == _entry(changed)
+    assert shared[changed].written is not desired[changed].entry
+    assert shared[failed].written is None
+    assert shared[failed].state is WriteState.FAILED
+    assert shared[no_fields].written == _entry(no_fields, fields={})
+    assert dict(shared[no_fields].written.custom_fields) == {}  # type: ignore[union-attr]
+    # rows not shared with desired still share one frozenset per distinct tag set
+    assert shared[changed].written.tags is shared[no_fields].written.tags  # type: ignore[union-attr]
+
+
+def _listed(number: str, comment: str = "Cég") -> PhonebookEntry:
+    return PhonebookEntry(
+        phonenumber=number,
+        name=f"Név {number[-2:]}",
+        tags=("crm-sync", "ugyfel"),
+        comment=comment,
+        custom_field_options=(
+            CustomFieldValue(7, number[-4:]),
+            CustomFieldValue(9, "not mapped"),
+        ),
+    )
+
+
+def test_remote_entries_equal_the_plain_view_and_share_desired() -> None:
+    listed = [_listed("3620000001"), _listed("3620000002", "Kézzel"), _listed("3620000003")]
+    desired = {
+        "3620000001": DesiredEntry(_entry("3620000001"), "1"),
+        "3620000002": DesiredEntry(_entry("3620000002"), "2"),
+    }
+    ids = frozenset({7})
+    view = remote_entries(listed, ids, desired=desired)
+    assert view == {e.phonenumber: remote_entry(e, ids) for e in listed}
+    assert view["3620000001"] is desired["3620000001"].entry
+    assert view["3620000002"] is not desired["3620000002"].entry
+    assert view["3620000002"].tags is view["3620000003"].tags
