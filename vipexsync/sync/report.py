@@ -197,7 +197,7 @@ class RunReport:
         if self.rejections:
             lines.append("Rejected records and fields:")
             for group in self.rejections:
-                kind = "records" if group.fatal else "fields dropped"
+                kind = "rejected" if group.fatal else "fields dropped"
                 lines.append(f"  {group.code}: {group.count} {kind}")
                 lines.extend(f"    {example}" for example in group.examples)
         lines.append(f"API calls: {self.api_calls}; duration {self.duration_seconds:.2f} s")
