@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import base64
+import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from vipexsync.emulator.server import RunningEmulator, serve_in_thread
 from vipexsync.emulator.state import EmulatorState
+from vipexsync.vipex.client import VipexClient
 
 A = "1643897"
 
@@ -256,3 +261,137 @@ def test_serve_forever_persists_state_across_restarts(tmp_path: Path) -> None:
         assert response.json()["onvipex_result"]["name"] == "Tartós"
     finally:
         _stop(proc)
+
+
+# -- HTTP/1.1 keep-alive -------------------------------------------------------------
+
+
+def _address(emu: RunningEmulator) -> tuple[str, int]:
+    parts = urlsplit(emu.url)
+    assert parts.hostname is not None
+    assert parts.port is not None
+    return parts.hostname, parts.port
+
+
+def _http(emu: RunningEmulator) -> http.client.HTTPConnection:
+    return http.client.HTTPConnection(*_address(emu), timeout=10)
+
+
+def _basic(emu: RunningEmulator) -> dict[str, str]:
+    token = base64.b64encode(f"{emu.username}:{emu.password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def _exchange(
+    conn: http.client.HTTPConnection,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
+    """One request on ``conn``; the answer must be delimited and leave the connection open."""
+    conn.request(method, path, body=body, headers=headers or {})
+    response = conn.getresponse()
+    payload = response.read()
+    assert response.version == 11
+    assert response.getheader("Content-Length") == str(len(payload))
+    assert response.getheader("Connection") is None
+    assert not response.will_close
+    return response.status, payload
+
+
+def test_one_connection_carries_answers_faults_and_unread_bodies(
+    emulator: RunningEmulator,
+) -> None:
+    conn = _http(emulator)
+    auth = _basic(emulator)
+    users = "/?rt=api&action=get_vipex_user_list&vipex_id=3212601"
+    form = {"Content-Type": "application/x-www-form-urlencoded", **auth}
+    try:
+        status, body = _exchange(conn, "GET", users, headers=auth)
+        assert status == 200
+        assert json.loads(body)["onvipex_result"]["result"] == 1
+        # the web UI never reads this body; it must not be taken for the next request
+        status, body = _exchange(conn, "POST", "/", body=b"x=" + b"y" * 5000, headers=form)
+        assert (status, body.startswith(b"<!DOCTYPE html>")) == (200, True)
+        emulator.faults.error_rate = 1.0
+        assert _exchange(conn, "GET", users, headers=auth)[0] >= 500
+        emulator.faults.reset()
+        emulator.faults.rate_limit_every = 1
+        assert _exchange(conn, "GET", users, headers=auth)[0] == 429
+        emulator.faults.reset()
+        emulator.faults.html_rate = 1.0
+        status, body = _exchange(conn, "GET", users, headers=auth)
+        assert (status, b"<html" in body) == (200, True)
+        emulator.faults.reset()
+        assert _exchange(conn, "GET", users)[0] == 401
+        assert _exchange(conn, "PUT", "/?rt=api")[0] == 405
+        write = b"action=set_phonebook_entry&vipex_id=1643897&phonenumber=36111111111&name=K"
+        status, body = _exchange(conn, "POST", "/?rt=api", body=write, headers=form)
+        assert json.loads(body) == {"onvipex_result": {"result": 1}}
+    finally:
+        conn.close()
+    assert emulator.state.entry(A, "36111111111") is not None
+    assert emulator.connections_opened() == 1
+
+
+def test_chunked_request_body_is_read_whole(emulator: RunningEmulator) -> None:
+    conn = _http(emulator)
+    headers = {"Content-Type": "application/x-www-form-urlencoded", **_basic(emulator)}
+    chunks = iter([b"action=get_vipex_user_list&", b"vipex_id=3212601"])
+    try:
+        conn.request("POST", "/?rt=api", body=chunks, headers=headers, encode_chunked=True)
+        response = conn.getresponse()
+        assert json.loads(response.read())["onvipex_result"]["result"] == 1
+        assert _exchange(conn, "GET", "/")[0] == 200
+    finally:
+        conn.close()
+    assert emulator.connections_opened() == 1
+
+
+def test_http_1_0_clients_get_connection_close(emulator: RunningEmulator) -> None:
+    with socket.create_connection(_address(emulator), timeout=10) as sock:
+        sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert b"\r\nConnection: close" in head
+    assert f"\r\nContent-Length: {len(body)}".encode() in head
+
+
+@pytest.mark.timeout(20)
+def test_stop_ends_idle_keep_alive_connections_and_hung_requests() -> None:
+    with serve_in_thread() as emu:
+        idle = _http(emu)
+        assert _exchange(idle, "GET", "/")[0] == 200
+        emu.faults.hang_rate = 1.0
+        emu.faults.hang_seconds = 60.0
+        hung = _http(emu)
+        hung.request("GET", "/?rt=api&action=get_vipex_user_list", headers=_basic(emu))
+        while emu.app.request_counts().get("get_vipex_user_list", 0) == 0:
+            threading.Event().wait(0.01)
+    # leaving the block stopped the server: the hung request got its answer, closed,
+    # and the idle connection was ended (no thread left waiting for a next request)
+    answer = hung.getresponse()
+    assert answer.status == 200
+    assert answer.getheader("Connection") == "close"
+    answer.read()
+    assert idle.sock is not None
+    assert idle.sock.recv(1) == b""
+    idle.close()
+    hung.close()
+
+
+def test_the_client_reuses_its_pooled_connections(emulator: RunningEmulator) -> None:
+    with VipexClient(
+        emulator.url, emulator.username, emulator.password, timeout=10.0, concurrency=2
+    ) as vipex:
+        for i in range(12):
+            vipex.set_phonebook_entry(
+                A, f"3640{i:07d}", name=f"K{i}", tags=(), comment="", custom_field_options=()
+            )
+        listing = vipex.get_phonebook_list(A)
+        assert vipex.request_count >= 13
+    assert len(listing.entries) == 18 + 12
+    assert 1 <= emulator.connections_opened() <= 2
