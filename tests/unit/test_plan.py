@@ -473,3 +473,12 @@ def test_plan_is_deterministic_for_equal_inputs() -> None:
         policy(),
     )
     assert first == second
+
+
+def test_effective_mode_lists_vipex_until_a_full_resync_happened() -> None:
+    from vipexsync.sync.plan import effective_mode
+
+    assert effective_mode(Mode.INCREMENTAL, had_full_resync=False) is Mode.FULL
+    assert effective_mode(Mode.INCREMENTAL, had_full_resync=True) is Mode.INCREMENTAL
+    assert effective_mode(Mode.FULL, had_full_resync=False) is Mode.FULL
+    assert effective_mode(Mode.FULL, had_full_resync=True) is Mode.FULL

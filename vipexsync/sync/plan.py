@@ -281,3 +281,17 @@ def plan(
     if remote is None:
         return _plan_incremental(desired, mirror, policy)
     return _plan_full(desired, mirror, remote, policy)
+
+
+def effective_mode(requested: Mode, *, had_full_resync: bool) -> Mode:
+    """The mode a run really needs.
+
+    An incremental run compares the CRM with the mirror only; without a full
+    resync behind it (a job's first run, or after the database was lost) the
+    mirror knows nothing of VIPeX, and an incremental run would rewrite every
+    entry blind. Listing VIPeX once instead adopts hand-made entries and
+    rebuilds ownership from the ownership tag.
+    """
+    if requested is Mode.INCREMENTAL and not had_full_resync:
+        return Mode.FULL
+    return requested

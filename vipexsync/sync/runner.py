@@ -39,6 +39,7 @@ from vipexsync.sync.model import (
     Policy,
     RemoteView,
 )
+from vipexsync.sync.plan import effective_mode
 from vipexsync.sync.plan import plan as make_plan
 from vipexsync.sync.report import Outcome, RunReport, group_problems
 from vipexsync.vipex.client import VipexClient
@@ -204,12 +205,10 @@ class JobRun:
         with self.sessions() as session:
             store.mark_interrupted_runs(session, job.name, self.clock())
             state = store.get_job_state(session, job.name)
-            if opts.mode is Mode.INCREMENTAL and state.last_full_resync_at is None:
-                # Without a full resync behind it the mirror knows nothing of
-                # VIPeX (a first run, or a lost database): list it once instead of
-                # rewriting every entry, adopting and rebuilding ownership.
+            mode = effective_mode(opts.mode, had_full_resync=state.last_full_resync_at is not None)
+            if mode is not opts.mode:
                 log.info("job %s: no full resync yet; this run lists VIPeX (full)", job.name)
-                opts = self.options = replace(opts, mode=Mode.FULL)
+                opts = self.options = replace(opts, mode=mode)
             run_id = store.start_run(
                 session,
                 job=job.name,
