@@ -9,7 +9,7 @@ import pytest
 from vipexsync.config import DeletePolicy
 from vipexsync.domain import DesiredEntry, Entry, MirrorEntry, WriteState
 from vipexsync.sync.model import Action, Change, MirrorUpdate, Mode, Plan, Policy, RemoteView
-from vipexsync.sync.plan import changed_fields, plan, same_content
+from vipexsync.sync.plan import changed_fields, effective_mode, plan, same_content
 
 TAG = "crm-sync"
 
@@ -476,8 +476,6 @@ def test_plan_is_deterministic_for_equal_inputs() -> None:
 
 
 def test_effective_mode_lists_vipex_until_a_full_resync_happened() -> None:
-    from vipexsync.sync.plan import effective_mode
-
     assert effective_mode(Mode.INCREMENTAL, had_full_resync=False) is Mode.FULL
     assert effective_mode(Mode.INCREMENTAL, had_full_resync=True) is Mode.INCREMENTAL
     assert effective_mode(Mode.FULL, had_full_resync=False) is Mode.FULL
