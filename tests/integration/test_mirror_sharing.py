@@ -1,6 +1,6 @@
 """The memory savings of a run share objects but never change a value.
 
-load_mirror(desired=...) and remote_entries reuse the desired entries' objects
+load_mirror(desired=...) and RemoteRows reuse the desired entries' objects
 where the content is equal; these tests pin that the views stay equal to the
 unshared ones (on SQLite and PostgreSQL) and that the sharing really happens.
 """
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from vipexsync.domain import DesiredEntry, Entry, WriteState
 from vipexsync.mirror import store
 from vipexsync.mirror.database import create_engine_for, make_session_factory, upgrade
-from vipexsync.sync.runner import remote_entries, remote_entry
+from vipexsync.sync.runner import RemoteRows, remote_entry
 from vipexsync.vipex.models import CustomFieldValue, PhonebookEntry
 
 JOB = "crm"
@@ -103,7 +103,8 @@ def test_remote_entries_equal_the_plain_view_and_share_desired() -> None:
         "3620000002": DesiredEntry(_entry("3620000002"), "2"),
     }
     ids = frozenset({7})
-    view = remote_entries(listed, ids, desired=desired)
+    convert = RemoteRows(ids, desired)  # the converter a full resync's scan uses
+    view = {e.phonenumber: convert(e) for e in listed}
     assert view == {e.phonenumber: remote_entry(e, ids) for e in listed}
     assert view["3620000001"] is desired["3620000001"].entry
     assert view["3620000002"] is not desired["3620000002"].entry

@@ -13,7 +13,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,12 +63,6 @@ class RunOptions:
     plan_out: Path | None = None
 
 
-def managed_field_ids(job: JobConfig, fields: Iterable[CustomField]) -> frozenset[int]:
-    """Ids of the custom fields this job maps (the only ones it compares or writes)."""
-    names = set(job.mapping.custom_fields)
-    return frozenset(f.field_id for f in fields if f.field_name in names)
-
-
 def remote_entry(entry: PhonebookEntry, field_ids: frozenset[int]) -> Entry:
     """The managed view of a listed entry: only the mapped custom fields."""
     values = {o.field_id: o.field_value for o in entry.custom_field_options}
@@ -103,17 +97,6 @@ class RemoteRows:
         if tags is not entry.tags:
             return replace(entry, tags=tags)
         return entry
-
-
-def remote_entries(
-    entries: Iterable[PhonebookEntry],
-    field_ids: frozenset[int],
-    *,
-    desired: Mapping[str, DesiredEntry],
-) -> dict[str, Entry]:
-    """The managed view of listed rows, keyed by number (see :class:`RemoteRows`)."""
-    convert = RemoteRows(field_ids, desired)
-    return {listed.phonenumber: convert(listed) for listed in entries}
 
 
 def write_plan_file(path: Path, plan: Plan, verdict: GuardVerdict) -> None:
@@ -252,7 +235,7 @@ class JobRun:
     ) -> RunReport:
         duration = time.monotonic() - started
         calls = self.client.request_count - calls_before
-        report = _with(report, duration_seconds=duration, api_calls=calls)
+        report = replace(report, duration_seconds=duration, api_calls=calls)
         session.rollback()  # nothing half-done from a failed step rides along
         store.finish_run(
             session,
@@ -301,7 +284,7 @@ class JobRun:
         if job.mapping.custom_fields:
             fields = self.client.get_phonebook_custom_field_list(job.vipex_id)
         compiled = compile_mapping(job.mapping, fields, job=job.name)
-        field_ids = managed_field_ids(job, fields)
+        field_ids = compiled.custom_field_ids
 
         source = open_source(job.source)
         # A source that fails or is cut short raises SourceError here: the run
@@ -402,7 +385,7 @@ class JobRun:
                 "they are retried by the next run"
             )
         result = Outcome.FAILURE if failed_hard else base.outcome
-        return _with(
+        return replace(
             base,
             outcome=result,
             applied=_counts(outcome.applied),
@@ -551,7 +534,3 @@ class JobRun:
 
 def _counts(counter: Mapping[str, int]) -> dict[str, int]:
     return {k: int(v) for k, v in sorted(counter.items())}
-
-
-def _with(report: RunReport, **changes: object) -> RunReport:
-    return replace(report, **changes)  # type: ignore[arg-type]
