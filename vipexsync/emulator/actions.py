@@ -109,9 +109,6 @@ class Params:
     def __init__(self, values: Mapping[str, object]) -> None:
         self.values = dict(values)
 
-    def has(self, name: str) -> bool:
-        return name in self.values
-
     def raw(self, name: str) -> object:
         return self.values.get(name)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 __all__ = ["FaultDecision", "Faults"]
 
@@ -55,18 +55,15 @@ class Faults:
     _counter: int = field(default=0, init=False, repr=False, compare=False)
 
     def reset(self) -> None:
-        """Switch every fault off (and restart the rate-limit count)."""
+        """Switch every fault off (and restart the rate-limit count).
+
+        The switches go back to their declared defaults, so a new switch cannot
+        be forgotten here.
+        """
         with self._lock:
-            self.latency_seconds = 0.0
-            self.error_rate = 0.0
-            self.rate_limit_every = 0
-            self.retry_after_seconds = 1.0
-            self.hang_rate = 0.0
-            self.hang_seconds = 30.0
-            self.html_rate = 0.0
-            self.page_shift = 0
-            self.seed = None
-            self.actions = None
+            for switch in fields(self):
+                if switch.init:
+                    setattr(self, switch.name, switch.default)
             self._counter = 0
 
     def applies_to(self, action: str) -> bool:
