@@ -33,16 +33,9 @@ class _Checklist:
 
 
 def _database(config: Config) -> str:
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from vipexsync.errors import MirrorError
-
     engine = create_engine_for(config.database.url)
     try:
-        current = current_revision(engine)
-    except SQLAlchemyError as exc:
-        url = engine.url.render_as_string(hide_password=True)
-        raise MirrorError(f"cannot reach the database {url}: {exc.__class__.__name__}") from exc
+        current = current_revision(engine)  # raises MirrorError naming the URL, no password
     finally:
         engine.dispose()
     head = head_revision()
