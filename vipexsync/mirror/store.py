@@ -651,7 +651,7 @@ def record_confirmed_many(
         _upsert_confirmed(session, learnt)
     if numbers:
         session.connection().execute(
-            sa.insert(_CHANGES),
+            _INSERT_CHANGE,
             [
                 {
                     "run_id": run_id,

@@ -35,19 +35,11 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from vipexsync.config import SqlSourceConfig
+from vipexsync.config import SqlSourceConfig, redact_database_url
 from vipexsync.errors import SourceError
 from vipexsync.sources.base import SourceRecord, clean_value
 
 _YIELD_PER = 1000
-
-
-def _safe_url(url: str) -> str:
-    """The URL with its password masked (or a placeholder if it does not parse)."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "(unparseable database URL)"
 
 
 def _read_only_sqlite(url: URL) -> URL:
@@ -92,7 +84,7 @@ class SqlSource:
 
     def __init__(self, cfg: SqlSourceConfig) -> None:
         self._cfg = cfg
-        self.description = f"sql database {_safe_url(cfg.url)}"
+        self.description = f"sql database {redact_database_url(cfg.url)}"
 
     def _fail(self, what: str, exc: BaseException) -> SourceError:
         detail = str(exc.orig) if isinstance(exc, DBAPIError) and exc.orig else str(exc)
