@@ -344,35 +344,20 @@ class VipexClient:
         with self._count_lock:
             self._request_count += 1
         log.debug("VIPeX %s: %s %s", action, self._encoding, self._where)
-        timeout = (self._timeout, self._timeout)
+        encoding = self._encoding
         try:
-            if self._encoding == "get":
-                return self._session.get(
-                    self._api_url,
-                    params=flat,
-                    timeout=timeout,
-                    stream=stream,
-                    allow_redirects=False,
-                )
-            if self._encoding == "json":
-                return self._session.post(
-                    self._api_url,
-                    json=payload,
-                    timeout=timeout,
-                    stream=stream,
-                    allow_redirects=False,
-                )
-            if self._encoding == "multipart":
-                files = {key: (None, value) for key, value in flat.items()}
-                return self._session.post(
-                    self._api_url,
-                    files=files,
-                    timeout=timeout,
-                    stream=stream,
-                    allow_redirects=False,
-                )
-            return self._session.post(
-                self._api_url, data=flat, timeout=timeout, stream=stream, allow_redirects=False
+            return self._session.request(
+                "GET" if encoding == "get" else "POST",
+                self._api_url,
+                params=flat if encoding == "get" else None,
+                data=flat if encoding == "form" else None,
+                json=payload if encoding == "json" else None,
+                files={key: (None, value) for key, value in flat.items()}
+                if encoding == "multipart"
+                else None,
+                timeout=(self._timeout, self._timeout),
+                stream=stream,
+                allow_redirects=False,
             )
         except requests.RequestException as exc:
             raise map_requests_error(action, exc, self._where, self._timeout) from exc
@@ -384,25 +369,29 @@ class VipexClient:
         if self._observer is not None:
             self._observer.request_finished(action, outcome, seconds)
 
-    def _attempt(self, action: str, params: Mapping[str, object]) -> dict[str, Any]:
+    def _observed(self, action: str, attempt: Callable[[], _T]) -> _T:
+        """Run one HTTP attempt, telling the log and the observer its outcome and time."""
         started = time.monotonic()
         try:
-            with self._send(action, params, stream=False) as response:
-                result = parse.interpret_answer(
-                    action,
-                    response.status_code,
-                    response.headers,
-                    response.content,
-                    datetime.now(UTC),
-                )
+            result = attempt()
         except Exception as error:
             self._observe(action, started, error)
             raise
         self._observe(action, started, None)
         return result
 
+    def _attempt(self, action: str, params: Mapping[str, object]) -> dict[str, Any]:
+        with self._send(action, params, stream=False) as response:
+            return parse.interpret_answer(
+                action,
+                response.status_code,
+                response.headers,
+                response.content,
+                datetime.now(UTC),
+            )
+
     def _with_retries(self, action: str, attempt: Callable[[], _T]) -> _T:
-        """Run ``attempt`` under the retry policy; the last error is raised as is."""
+        """Run ``attempt`` (observed) under the retry policy; the last error is raised as is."""
         policy = self._retry
         side_effects = has_side_effects(action)
 
@@ -442,7 +431,7 @@ class VipexClient:
             before_sleep=before_sleep,
             reraise=True,
         )
-        return retrying(attempt)
+        return retrying(lambda: self._observed(action, attempt))
 
     # ------------------------------------------------------------------ raw
 
@@ -485,18 +474,9 @@ class VipexClient:
         broken transfer never leaves half a file behind.
         """
         action = "get_record"
-
-        def attempt() -> tuple[IO[bytes], str | None, str | None, int, Path | None]:
-            started = time.monotonic()
-            try:
-                outcome = self._download(action, rec, dest)
-            except Exception as error:
-                self._observe(action, started, error)
-                raise
-            self._observe(action, started, None)
-            return outcome
-
-        spool, filename, content_type, size, temp_path = self._with_retries(action, attempt)
+        spool, filename, content_type, size, temp_path = self._with_retries(
+            action, lambda: self._download(action, rec, dest)
+        )
         try:
             if isinstance(dest, Path):
                 spool.close()

@@ -182,6 +182,11 @@ class Fields:
     def _where(self, key: str) -> str:
         return f"{self.path}.{key}"
 
+    def _wrong(self, key: str, expected: str, value: object) -> TransportError:
+        return _malformed(
+            self.action, self._where(key), f"should be {expected}, got {_describe(value)}"
+        )
+
     def raw(self, key: str) -> object:
         if key not in self.data:
             raise _malformed(self.action, self._where(key), "is missing")
@@ -193,9 +198,7 @@ class Fields:
             return value
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             return int(value.strip())
-        raise _malformed(
-            self.action, self._where(key), f"should be an integer, got {_describe(value)}"
-        )
+        raise self._wrong(key, "an integer", value)
 
     def optional_integer(self, key: str) -> int | None:
         if self.data.get(key) is None:
@@ -209,9 +212,7 @@ class Fields:
             return value
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value)
-        raise _malformed(
-            self.action, self._where(key), f"should be a string, got {_describe(value)}"
-        )
+        raise self._wrong(key, "a string", value)
 
     def optional_string(self, key: str) -> str | None:
         if self.data.get(key) is None:
@@ -233,9 +234,7 @@ class Fields:
             return str(value)
         if isinstance(value, str) and value.strip():
             return value.strip()
-        raise _malformed(
-            self.action, self._where(key), f"should be a phone number, got {_describe(value)}"
-        )
+        raise self._wrong(key, "a phone number", value)
 
     def flag(self, key: str) -> bool:
         """A 0/1 flag (also accepted: true/false and "0"/"1")."""
@@ -244,7 +243,7 @@ class Fields:
             return value
         if value in (0, 1, "0", "1"):
             return value in (1, "1")
-        raise _malformed(self.action, self._where(key), f"should be 0 or 1, got {_describe(value)}")
+        raise self._wrong(key, "0 or 1", value)
 
     def local_time(self, key: str) -> datetime | None:
         """A Budapest local date-time; ``null`` and the all-zero open end read as None."""
@@ -252,9 +251,7 @@ class Fields:
         if value is None or value == OPEN_END:
             return None
         if not isinstance(value, str):
-            raise _malformed(
-                self.action, self._where(key), f"should be a date-time, got {_describe(value)}"
-            )
+            raise self._wrong(key, "a date-time", value)
         try:
             return parse_local(value)
         except ValueError:
@@ -280,9 +277,7 @@ class Fields:
         if value is None and not required:
             return []
         if not isinstance(value, list):
-            raise _malformed(
-                self.action, self._where(key), f"should be an array, got {_describe(value)}"
-            )
+            raise self._wrong(key, "an array", value)
         items: list[Fields] = []
         for index, item in enumerate(value):
             where = f"{self._where(key)}[{index}]"
@@ -294,9 +289,7 @@ class Fields:
     def object(self, key: str) -> Fields:
         value = self.raw(key)
         if not isinstance(value, dict):
-            raise _malformed(
-                self.action, self._where(key), f"should be an object, got {_describe(value)}"
-            )
+            raise self._wrong(key, "an object", value)
         return Fields(self.action, value, self._where(key))
 
 
@@ -306,11 +299,7 @@ def split_tags(value: object) -> tuple[str, ...]:
         return ()
     if isinstance(value, str):
         return _split_tag_text(value)
-    parts: Sequence[object] = (
-        value.split(",")
-        if isinstance(value, str)
-        else (value if isinstance(value, list) else [value])
-    )
+    parts: Sequence[object] = value if isinstance(value, list) else [value]
     return tuple(text for part in parts if (text := str(part).strip()))
 
 
