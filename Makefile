@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck format bench check clean
+.PHONY: demo test lint typecheck format bench check clean mutants
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 check: lint typecheck test
+
+# Re-plant each known defect (tests/mutants/*.patch) in a temporary copy and
+# show the reliability state machine fails on every one.
+mutants: $(STAMP)
+	$(BIN)/python tests/mutants/run.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -69,6 +69,7 @@ _ERROR_PAGE = """<!DOCTYPE html>
 """
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+_PHONEBOOK_WRITES = frozenset({"set_phonebook_entry", "del_phonebook_entry"})
 
 
 class _BadRequest(Exception):
@@ -107,6 +108,9 @@ class EmulatorApp:
         self._counts: Counter[str] = Counter()
         self._counts_lock = threading.Lock()
         self._stopping = threading.Event()
+        # (user, action, phonenumber) of every phonebook write that changed the
+        # state, appended after the change listeners ran (see write_log()).
+        self._writes: list[tuple[str, str, str]] = []
 
     def __repr__(self) -> str:
         return f"EmulatorApp(users={sorted(self._credentials)!r})"
@@ -120,6 +124,19 @@ class EmulatorApp:
     def reset_counts(self) -> None:
         with self._counts_lock:
             self._counts.clear()
+
+    def add_user(self, username: str, password: str) -> None:
+        """Another API user (e.g. one per sync job, so tests can tell who wrote)."""
+        self._credentials[username] = password
+
+    def write_log(self) -> list[tuple[str, str, str]]:
+        """Every phonebook write so far as (user, action, phonenumber), oldest first.
+
+        An entry is appended once the write changed the state and the change
+        listeners returned, before the answer is sent.
+        """
+        with self._counts_lock:
+            return list(self._writes)
 
     def release_waits(self) -> None:
         """End every latency/hang sleep now (used when the server stops)."""
@@ -176,9 +193,16 @@ class EmulatorApp:
         if not action_name:
             return self._result0("Hiányzó paraméter: action", fmt)
         try:
+            if self.faults.refuses(action_name, params.raw("phonenumber")):
+                raise ApiFailure("A bejegyzést a rendszer elutasította (hibateszt)")
             response = self._run(action_name, params, decision, fmt)
         except ApiFailure as failure:
             response = self._result0(failure.reason, fmt)
+        else:
+            if action_name in _PHONEBOOK_WRITES:
+                user = request.authorization.username if request.authorization else None
+                with self._counts_lock:
+                    self._writes.append((user or "", action_name, str(params.raw("phonenumber"))))
         self._wait(decision.hang)
         return response
 
@@ -192,10 +216,15 @@ class EmulatorApp:
         handler = ACTIONS.get(action)
         if handler is None:
             raise ApiFailure(f"Ismeretlen action: {action!r}")
+        cap = self.faults.max_queryable_rows
+        if action == "get_phonebook_list" and cap > 0:
+            params = Params({**params.values, "limit": min(params.integer("limit"), cap)})
         with self.state.transaction() as data:
             shifted = False
             if action == "get_phonebook_list" and decision.page_shift > 0:
                 shifted = self._shift_page(data, params, decision.page_shift)
+            if action == "get_phonebook_list":
+                shifted = self._swap_during_listing(data, params) or shifted
             try:
                 result, changed = handler(self.state, data, params)
             finally:
@@ -203,6 +232,9 @@ class EmulatorApp:
                     self.state.changed()
             if changed:
                 self.state.changed()
+        metadata = result.get("metadata")
+        if cap > 0 and isinstance(metadata, dict):
+            metadata["max_queryable_rows"] = cap
         body, content_type = render({"result": 1, **result}, fmt)
         return Response(body, status=200, content_type=content_type)
 
@@ -221,6 +253,23 @@ class EmulatorApp:
             while str(candidate) in sub.phonebook:
                 candidate += 1
             sub.phonebook[str(candidate)] = PhonebookRecord(name=f"Beszúrt {candidate}")
+        return True
+
+    def _swap_during_listing(self, data: StateData, params: Params) -> bool:
+        """Fire ``faults.listing_swap`` at the first page past offset 0 (see Faults)."""
+        sub = data.subscriptions.get(params.opt_str("vipex_id") or "")
+        try:
+            offset = params.integer("offset")
+        except ApiFailure:
+            return False
+        if sub is None or offset <= 0 or self.faults.listing_swap is None:
+            return False
+        swap = self.faults.take_listing_swap()
+        if swap is None:
+            return False
+        victim, added = swap
+        sub.phonebook.pop(victim, None)
+        sub.phonebook[added] = PhonebookRecord(name=f"Beszúrt {added}")
         return True
 
     def _result0(self, reason: str, fmt: str) -> Response:

@@ -10,6 +10,15 @@ Faults other than ``hang`` and ``latency`` are answered *instead of* running
 the action, so a faulted request never changes state. A hang sleeps and then
 runs the action normally: the client's timeout fires, yet the write may have
 happened — exactly the case a careful client must survive.
+
+Three switches model the service's own half-failures rather than the wire's:
+``refuse_numbers`` answers ``result: 0`` to a write of one of those numbers
+(VIPeX refusing one value) and changes nothing; ``max_queryable_rows`` makes
+the service advertise and use smaller listing pages (so a small phonebook
+spans several pages); ``listing_swap`` is a hand edit racing a scan: at the
+first listing page past offset 0, the entry ``victim`` is deleted and a new
+one ``added`` (sorting last) appears, so ``full_count`` stays the same while
+one row slides onto a page already read.
 """
 
 from __future__ import annotations
@@ -45,6 +54,9 @@ class Faults:
     page_shift: int = 0
     seed: int | None = None
     actions: frozenset[str] | None = None
+    refuse_numbers: frozenset[str] = frozenset()
+    max_queryable_rows: int = 0  # 0: the documented 200
+    listing_swap: tuple[str, str] | None = None  # (victim, added), fires once
     _lock: threading.Lock = field(
         default_factory=threading.Lock, init=False, repr=False, compare=False
     )
@@ -68,6 +80,19 @@ class Faults:
 
     def applies_to(self, action: str) -> bool:
         return self.actions is None or action in self.actions
+
+    def refuses(self, action: str, phonenumber: object) -> bool:
+        """Whether a phonebook write of ``phonenumber`` is answered ``result: 0``."""
+        return (
+            action in ("set_phonebook_entry", "del_phonebook_entry")
+            and phonenumber in self.refuse_numbers
+        )
+
+    def take_listing_swap(self) -> tuple[str, str] | None:
+        """The pending listing swap, once (the next call gets ``None``)."""
+        with self._lock:
+            swap, self.listing_swap = self.listing_swap, None
+            return swap
 
     def _roll(self, rate: float) -> bool:
         return rate > 0 and self._rng.random() < rate
