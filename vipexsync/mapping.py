@@ -367,6 +367,21 @@ class MappingResult:
     records: int  # source records seen
     notes: tuple[RecordProblem, ...] = ()
 
+    @property
+    def rejected_keys(self) -> frozenset[str]:
+        """The records present in this read but rejected, fully or in part.
+
+        The numbers last written for them are kept, not deleted as "no longer
+        in CRM" (DESIGN invariant 5). A record with no phone number at all
+        (``no_phone``) says so plainly and is not among them; a record without
+        a key cannot be named.
+        """
+        return frozenset(
+            p.record_key
+            for p in self.problems
+            if p.fatal and p.code not in (MISSING_KEY, NO_PHONE) and p.record_key
+        )
+
     def rejected_by_code(self) -> dict[str, int]:
         """How many problems of each code: the ``vipexsync_rejected_records`` gauge."""
         return dict(Counter(p.code for p in self.problems))
