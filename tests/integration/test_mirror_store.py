@@ -490,7 +490,10 @@ def test_mirror_stats(sessions: sessionmaker[Session]) -> None:
         applied(s, entry("5"))
         s.commit()
         assert store.mirror_stats(s, JOB) == store.MirrorStats(
-            entries=5, owned=3, pending=1, failed=3  # a failed create owns nothing
+            entries=5,
+            owned=3,
+            pending=1,
+            failed=3,  # a failed create owns nothing
         )
 
 
