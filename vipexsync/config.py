@@ -939,7 +939,50 @@ def _parse_jobs(root: _Table, ctx: _SecretContext) -> tuple[JobConfig, ...]:
         else:
             seen[folded] = index
         jobs.append(job)
+    root.problems.extend(_shared_subscription_problems(jobs))
     return tuple(jobs)
+
+
+def _shared_subscription_problems(jobs: list[JobConfig]) -> list[str]:
+    """Jobs on one subscription must each own their entries by their own tag.
+
+    Ownership of a VIPeX entry comes from the job's ownership tag; two jobs
+    with the same tag (or none) on one phonebook would delete each other's
+    entries, and ``delete = "all"`` would delete the other job's outright.
+    """
+    problems: list[str] = []
+    by_subscription: dict[str, list[tuple[int, JobConfig]]] = {}
+    for index, job in enumerate(jobs):
+        if job.vipex_id:
+            by_subscription.setdefault(job.vipex_id, []).append((index, job))
+    for vipex_id, sharing in by_subscription.items():
+        if len(sharing) < 2:
+            continue
+        names = " and ".join(f"jobs[{i}] {job.name!r}" for i, job in sharing)
+        tags: dict[str, str] = {}
+        for index, job in sharing:
+            where = f"jobs[{index}] {job.name!r}"
+            if not job.ownership_tag:
+                problems.append(
+                    f"jobs[{index}].ownership_tag: {names} share vipex_id {vipex_id}, so each "
+                    f"needs its own non-empty ownership_tag; {where} has none"
+                )
+            elif job.ownership_tag in tags:
+                problems.append(
+                    f"jobs[{index}].ownership_tag: {names} share vipex_id {vipex_id} and "
+                    f"{tags[job.ownership_tag]} and {where} both use ownership_tag "
+                    f"{job.ownership_tag!r}; each would delete the other's entries. Give "
+                    "each job its own tag"
+                )
+            else:
+                tags[job.ownership_tag] = where
+            if job.delete == "all":
+                problems.append(
+                    f"jobs[{index}].delete: {names} share vipex_id {vipex_id}, and "
+                    f'delete = "all" in {where} would delete the other job\'s entries; '
+                    'use delete = "owned"'
+                )
+    return problems
 
 
 def _parse_job(table: _Table, ctx: _SecretContext) -> JobConfig | None:
@@ -964,6 +1007,13 @@ def _parse_job(table: _Table, ctx: _SecretContext) -> JobConfig | None:
     ownership_tag = table.string("ownership_tag", "crm-sync")
     if "," in ownership_tag:
         table.problem("ownership_tag", "must not contain a comma (VIPeX separates tags by commas)")
+    elif not tag_in_normal_form(ownership_tag):
+        table.problem(
+            "ownership_tag",
+            f"{ownership_tag!r} is not in the form VIPeX stores a tag in (no leading or "
+            "trailing spaces, single spaces between words, no tabs or control "
+            f"characters); write {' '.join(ownership_tag.split())!r}",
+        )
     delete = table.choice("delete", "owned", ("owned", "all", "never"))
     max_deletes = table.integer("max_deletes", 100, minimum=0)
     max_delete_ratio = table.number("max_delete_ratio", 0.10, minimum=0.0, maximum=1.0)
@@ -990,6 +1040,15 @@ def _parse_job(table: _Table, ctx: _SecretContext) -> JobConfig | None:
         max_delete_ratio=max_delete_ratio,
         min_source_records=min_source_records,
     )
+
+
+def tag_in_normal_form(tag: str) -> bool:
+    """Whether ``tag`` is written as VIPeX keeps a tag: trimmed, single spaces, printable.
+
+    The ownership tag is compared with the tags VIPeX lists, so a tag that
+    the writer would clean (``"crm  sync"``) could never be recognised.
+    """
+    return tag.isprintable() and " ".join(tag.split()) == tag
 
 
 def _vipex_id(table: _Table) -> str:

@@ -15,10 +15,15 @@ Config keys (``[jobs.source]`` with ``type = "csv"``):
     The one-character field separator (``";"`` for Excel in Hungarian locale,
     ``"\\t"`` for tab-separated exports).
 
-Rows with fewer fields than the header get "" for the missing ones; a row
-with more non-empty fields than the header means the file is malformed and
-stops the read. Blank rows are skipped. A row whose key cell is empty is
-yielded with key "" (the mapping rejects it).
+A row with fewer fields than the header is that record's rejection, never
+padding: it is yielded with its key (when the key's column is there) and a
+``problem``, so the mapping rejects it and the entries last written for it are
+kept. But a file that ends without a line ending and holds a short row (most
+often its last one) is a file caught mid-write: the read fails (SourceError
+naming the file and the line) and the run deletes nothing. A row with more
+non-empty fields than the header means the file is malformed and stops the
+read. Blank rows are skipped. A row whose key cell is empty is yielded with
+key "" (the mapping rejects it).
 """
 
 from __future__ import annotations
@@ -71,8 +76,9 @@ class CsvSource:
                 "check the source's `path` and the file's permissions"
             ) from None
         with handle:
+            lines = _LastLine(handle)
             try:
-                reader = csv.reader(handle, delimiter=cfg.delimiter, strict=True)
+                reader = csv.reader(lines, delimiter=cfg.delimiter, strict=True)
             except TypeError as exc:
                 raise SourceError(
                     f"{self.description}: invalid delimiter {cfg.delimiter!r} ({exc}); "
@@ -90,12 +96,22 @@ class CsvSource:
                 self._check_header(columns)
                 key_index = columns.index(cfg.key)
                 last_line = reader.line_num
+                first_short = 0
                 for row in reader:
                     line = last_line + 1
                     last_line = reader.line_num
                     if all(not cell.strip("\x00 \t\r\n") for cell in row):
                         continue  # a blank row (or ";;;;") is no record
+                    if len(row) < len(columns):
+                        first_short = first_short or line
                     yield self._record(row, columns, key_index, f"{name} line {line}")
+                if first_short and not lines.ended_with_newline:
+                    raise SourceError(
+                        f"{self.description}: line {first_short} has fewer fields than the "
+                        "header and the file does not end with a line ending, so it is being "
+                        "written right now or was cut short; nothing is deleted until it "
+                        "reads completely (the next run tries again)"
+                    )
             except UnicodeDecodeError as exc:
                 line = _decode_error_line(path, encoding)
                 raise SourceError(
@@ -145,7 +161,29 @@ class CsvSource:
         for index, column in enumerate(columns):
             if column:
                 fields[column] = clean_value(row[index]) if index < len(row) else ""
-        return SourceRecord(key=fields[columns[key_index]], fields=fields, locator=locator)
+        key = fields[columns[key_index]]
+        if len(row) < len(columns):
+            return SourceRecord(
+                key=key,
+                fields=fields,
+                locator=locator,
+                problem=f"{locator} has {len(row)} fields but the header has {len(columns)}; "
+                "the record is skipped (its entries are kept) until the CRM export is fixed",
+            )
+        return SourceRecord(key=key, fields=fields, locator=locator)
+
+
+class _LastLine:
+    """The file's lines, remembering whether the last one had a line ending."""
+
+    def __init__(self, handle: Iterator[str]) -> None:
+        self._handle = handle
+        self.ended_with_newline = True  # an empty file has no unfinished line
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self._handle:
+            self.ended_with_newline = line.endswith(("\n", "\r"))
+            yield line
 
 
 def _decode_error_line(path: Path, encoding: str) -> int:
