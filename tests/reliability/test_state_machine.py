@@ -94,6 +94,7 @@ from vipexsync.errors import ConfigError
 from vipexsync.locks import lock_file_path
 from vipexsync.mirror import store
 from vipexsync.runtime import Runtime
+from vipexsync.sync.apply import LOCK_CHECK_EVERY
 from vipexsync.sync.model import Mode
 from vipexsync.sync.plan import same_content
 from vipexsync.sync.report import Outcome, RunReport
@@ -389,8 +390,18 @@ class JobModel:
     owner_key: dict[str, int] = field(default_factory=dict)
     # numbers edited, deleted or made by hand since this job last wrote them
     hand_touched: set[str] = field(default_factory=set)
-    mapping_pending: bool = False  # a mapping change no stable full resync confirmed
+    # the template a stable full resync certainly confirmed; None when unknown
+    confirmed_template: str | None = None
     listed_cleanly: bool = False  # a full resync with a clean listing happened
+
+    def mapping_pending(self) -> bool:
+        """Whether the mapping certainly changed since a stable full resync confirmed it."""
+        return self.confirmed_template not in (None, self.template)
+
+    def maybe_confirmed(self) -> None:
+        """A run that may (or may not) have confirmed the current mapping."""
+        if self.confirmed_template != self.template:
+            self.confirmed_template = None
 
 
 class SyncMachine(RuleBasedStateMachine):
@@ -587,7 +598,6 @@ class SyncMachine(RuleBasedStateMachine):
         """The operator edits the name template: every entry's content changes."""
         a = self.a
         a.template = NAME_TEMPLATES[1 - NAME_TEMPLATES.index(a.template)]
-        a.mapping_pending = True
 
     @precondition(lambda self: self.second_job)
     @rule()
@@ -676,8 +686,9 @@ class SyncMachine(RuleBasedStateMachine):
             Path(f"{self.database}{suffix}").unlink(missing_ok=True)
         for job in self.jobs.values():
             job.must_own.clear()
+            job.owner_key.clear()  # which record a number was written for died with it
             job.listed_cleanly = False
-            job.mapping_pending = False  # a new mirror knows no mapping to compare with
+            job.confirmed_template = None  # a new mirror knows no mapping to compare with
 
     # -- runs ------------------------------------------------------------------------
 
@@ -829,7 +840,8 @@ class SyncMachine(RuleBasedStateMachine):
         self._adopt_inserted(before, after)
         event(f"{spec.name} {mode.value} run, fault {kind or 'none'}: {report.outcome.value}")
         lost_at = gate.log_index - log_start if gate is not None and gate.reached.is_set() else None
-        self._check_journal(spec, report, before)
+        if swap is None:  # a skipped row with no mirror row is unknowable, see below
+            self._check_journal(spec, report, before)
         self._check_run(
             job,
             report,
@@ -852,13 +864,17 @@ class SyncMachine(RuleBasedStateMachine):
             assert not _deletes(log), "a run with an unstable listing deleted entries"
         if unstable and len(before) > page:
             assert report.remote_problems, "a shifted listing of two pages was taken as stable"
-        if not listed and job.mapping_pending:
+        if not listed and job.mapping_pending():
             assert not _deletes(log), "an unconfirmed mapping change let an incremental run delete"
         if listed and kind not in SOURCE_FAULTS and not (unstable and report.remote_problems):
             # the fingerprint may have been confirmed: stop asserting it was not
-            job.mapping_pending = False
-        if listed and kind is None:  # a stable, complete listing, whatever the writes did
+            job.maybe_confirmed()
+        if listed and kind is None and lost_at is None:
+            # a stable, complete listing and a run not cut short, whatever the writes did
             job.listed_cleanly = True
+            job.confirmed_template = job.template
+        elif listed and lost_at is not None:
+            job.maybe_confirmed()  # a lock lost in the last phase halts nothing
         elif not full and job.listed_cleanly and kind not in SOURCE_FAULTS:
             assert report.mode == Mode.INCREMENTAL.value, (
                 "an incremental run listed VIPeX again although a full resync with a clean "
@@ -870,7 +886,12 @@ class SyncMachine(RuleBasedStateMachine):
                 self.refused = frozenset()
 
     def _check_journal(self, spec: JobSpec, report: RunReport, before: Snapshot) -> None:
-        """A journaled create says VIPeX held nothing there, or that it did not know."""
+        """A journaled create says VIPeX held nothing there, or that it did not know.
+
+        Not checked after a listing swap: a full resync whose listing skipped
+        a row the mirror has no row for (a lost database) believes the number
+        is free, as nothing can tell it otherwise.
+        """
         if report.run_id is None:
             return
         engine = sa.create_engine(f"sqlite:///{self.database}")
@@ -930,7 +951,10 @@ class SyncMachine(RuleBasedStateMachine):
             )
             assert num not in self.foreign, f"foreign entry {num} deleted"
             # 2. never on incomplete knowledge
-            assert lost_at is None or i <= lost_at, f"{num} deleted after the job lock was lost"
+            # the lock is checked before the deletes start (and every 50 writes)
+            assert lost_at is None or i <= lost_at or log[lost_at][1] == action, (
+                f"{num} deleted after the job lock was lost in the write phase"
+            )
             key = job.owner_key.get(num)
             if key is not None and key in present_keys:
                 assert key not in rejected, (
@@ -944,7 +968,7 @@ class SyncMachine(RuleBasedStateMachine):
                     )
         if lost_at is not None:
             late = log[lost_at + 1 :]
-            assert len(late) <= 4, f"{len(late)} writes after the job lock was lost: {late}"
+            assert len(late) <= LOCK_CHECK_EVERY + 4, f"{len(late)} writes after the lock was lost"
             event("lock lost during a run")
         for num in set(before) & set(after):
             if content(before[num]) != content(after[num]) and num != swapped:
@@ -1043,7 +1067,7 @@ class SyncMachine(RuleBasedStateMachine):
         # model counts none of them as confirmed.
         unconfirmed = 0 if killed else None
         if not killed:
-            a.mapping_pending = False  # a run that finished may have confirmed the mapping
+            a.maybe_confirmed()  # a run that finished may have confirmed the mapping
         self._check_run(
             a,
             _NO_REPORT,
