@@ -32,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 COPIED = ("vipexsync", "tests", "pyproject.toml")
 MACHINE = "tests/reliability/test_state_machine.py"
 # A failure of the machine itself, not a broken copy: hypothesis shows the steps.
+TIME_LIMIT = 900  # seconds per mutant; a machine that needs longer is too weak anyway
 CAUGHT = re.compile(r"Falsifying example|state\.teardown\(\)|AssertionError|Failed: DID NOT RAISE")
 
 
@@ -88,27 +89,11 @@ def run_one(patch: Path) -> Result:
         ).stdout.strip()
         if not which.startswith(str(copy)):
             raise SystemExit(f"the mutant copy is not the package imported: {which}")
-        test = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                MACHINE,
-                "-x",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                "-p",
-                "no:logging",
-                "-o",
-                "timeout=0",
-            ],
-            cwd=copy,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        try:
+            test = run_machine(copy, env)
+        except subprocess.TimeoutExpired:
+            detail = f"not caught within {TIME_LIMIT} s"
+            return Result(patch.name, False, time.monotonic() - started, detail)
         output = test.stdout + test.stderr
         seconds = time.monotonic() - started
         caught = test.returncode == 1 and CAUGHT.search(output) is not None
@@ -121,6 +106,32 @@ def run_one(patch: Path) -> Result:
         else:
             detail = f"pytest exit {test.returncode}: " + output.strip().splitlines()[-1][:160]
         return Result(patch.name, caught, seconds, detail)
+
+
+def run_machine(copy: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The state machine on the copy; raises TimeoutExpired after TIME_LIMIT."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            MACHINE,
+            "-x",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:logging",
+            "-o",
+            "timeout=0",
+        ],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=TIME_LIMIT,
+    )
 
 
 def main(argv: list[str]) -> int:
