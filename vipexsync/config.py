@@ -23,7 +23,6 @@ import json
 import os
 import re
 import stat
-import string
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from typing import Any, Literal, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from vipexsync.errors import ConfigError
+from vipexsync.template import parse_template, template_problem
 
 DeletePolicy = Literal["owned", "all", "never"]
 
@@ -973,8 +973,12 @@ def _parse_job(table: _Table, ctx: _SecretContext) -> JobConfig | None:
     suffix = f" of job {name!r}" if name else ""
     source_table = table.table("source", f"[jobs.source]{suffix}", required=True)
     source = _parse_source(source_table, ctx) if source_table else None
-    mapping_table = table.table("mapping", f"[jobs.mapping]{suffix}", required=True)
-    mapping = _parse_mapping(mapping_table) if mapping_table else None
+    # A vCard job may leave the mapping out: its fields are known (VCARD_MAPPING).
+    vcard = isinstance(source, VcardSourceConfig)
+    mapping_table = table.table("mapping", f"[jobs.mapping]{suffix}", required=not vcard)
+    if mapping_table is None and vcard:
+        mapping_table = _empty(table.key("mapping"), f"[jobs.mapping]{suffix}", table.problems)
+    mapping = _parse_mapping(mapping_table, vcard=vcard) if mapping_table else None
     if source is None or mapping is None:
         return None
     return JobConfig(
@@ -1212,74 +1216,42 @@ def _parse_vcard(table: _Table, ctx: _SecretContext) -> VcardSourceConfig | None
 # --------------------------------------------------------------------------
 
 
-def template_problem(template: str) -> str | None:
-    """Why a mapping template is unusable, or None.
-
-    Only plain ``{field}`` placeholders are allowed; ``{{`` and ``}}`` are
-    literal braces. A dot inside a name is part of the name (an HTTP source
-    flattens nested objects to ``address.city``), not attribute access.
-    """
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        return (
-            f"template {template!r} does not parse ({exc}); placeholders are {{field}}, "
-            "and a literal brace is written {{ or }}"
-        )
-    for _literal, name, spec, conversion in parsed:
-        if name is None:
-            continue
-        if name == "":
-            return f"template {template!r} has an empty placeholder {{}}; name the field: {{id}}"
-        if name.isdigit():
-            return (
-                f"template {template!r} has a positional placeholder {{{name}}}; "
-                "name the source field instead, e.g. {id}"
-            )
-        if name != name.strip():
-            return f"template {template!r}: remove the spaces around {{{name.strip()}}}"
-        if "[" in name or "]" in name:
-            return (
-                f"template {template!r}: {{{name}}} uses index access, which templates do "
-                "not support; use the plain field name"
-            )
-        if conversion is not None:
-            return (
-                f"template {template!r}: {{{name}!{conversion}}} uses a conversion, which "
-                f"templates do not support; write {{{name}}}"
-            )
-        if spec:
-            return (
-                f"template {template!r}: {{{name}:{spec}}} uses a format spec, which "
-                f"templates do not support; write {{{name}}}"
-            )
-    return None
+#: What a vCard job's mapping defaults to: every voice number, named by FN,
+#: else N, else ORG (company-only contacts), with the company as comment.
+VCARD_PHONE_FIELDS = ("tel_voice",)
+VCARD_NAME = "{fn|n|org}"
 
 
-def _template(table: _Table, name: str, *, required: bool = False) -> str:
-    template = table.string(name, required=required)
+def _template(table: _Table, name: str, *, required: bool = False, default: str = "") -> str:
+    template = table.string(name, default, required=required)
     error = template_problem(template)
     if error:
         table.problem(name, error)
     return template
 
 
-def _parse_mapping(table: _Table) -> MappingConfig | None:
+def _parse_mapping(table: _Table, *, vcard: bool = False) -> MappingConfig | None:
     table.unknown_keys(_MAPPING_KEYS)
-    phone_fields = table.string_list("phone_fields", required=True)
+    if vcard and not table.has("phone_fields"):
+        phone_fields = VCARD_PHONE_FIELDS
+    else:
+        phone_fields = table.string_list("phone_fields", required=True)
     for index, phone_field in enumerate(phone_fields):
         if not phone_field.strip():
             table.problem(f"phone_fields[{index}]", "must name a source field, not be empty")
     if len(set(phone_fields)) != len(phone_fields):
         table.problem("phone_fields", "lists the same field more than once")
-    name = _template(table, "name", required=True)
+    if vcard:
+        name = _template(table, "name", default=VCARD_NAME)
+    else:
+        name = _template(table, "name", required=True)
     comment = _template(table, "comment")
     tags = table.string_list("tags")
     for index, tag in enumerate(tags):
         error = template_problem(tag)
         if error:
             table.problem(f"tags[{index}]", error)
-        elif "," in "".join(part[0] for part in string.Formatter().parse(tag)):
+        elif "," in parse_template(tag).literal:
             table.problem(
                 f"tags[{index}]",
                 "a tag must not contain a comma (VIPeX separates tags by commas); "

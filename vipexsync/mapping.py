@@ -30,7 +30,6 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from typing import Final
 
 from vipexsync.config import MappingConfig
@@ -46,6 +45,13 @@ from vipexsync.phone import (
     normalize_phone,
 )
 from vipexsync.sources.base import SourceRecord
+from vipexsync.template import (
+    Template,
+    TemplateSyntaxError,
+    clean_text,
+    parse_template,
+    render_template,
+)
 from vipexsync.vipex.models import CustomField
 
 __all__ = [
@@ -89,127 +95,6 @@ UNDECODABLE_VALUE: Final = "undecodable_value"
 VALUE_REPLACED: Final = "value_replaced"
 SOURCE_REPAIRED: Final = "source_repaired"
 NUMBER_NOT_SYNCED: Final = "number_not_synced"
-
-
-# --------------------------------------------------------------------------- text
-
-
-# Control characters that str.split() does not already treat as whitespace.
-_CONTROL: Final = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
-
-
-def clean_text(value: str) -> str:
-    """Drop control characters, collapse whitespace runs to one space, strip.
-
-    Whitespace control characters (tab, newline) become spaces, so
-    ``"a\\nb"`` is ``"a b"``, while ``"a\\x00b"`` is ``"ab"``.
-    """
-    if not value.isprintable():
-        value = _CONTROL.sub("", value)
-    return " ".join(value.split())
-
-
-class TemplateSyntaxError(ValueError):
-    """A template with an unbalanced brace or an empty ``{}``."""
-
-
-@dataclass(frozen=True, slots=True)
-class Template:
-    """A parsed template: literal text and field names, alternating.
-
-    ``parts[0]``, ``parts[2]``, ... are literals; ``parts[1]``, ``parts[3]``,
-    ... are field names. ``fmt`` is the same as a ``str.format`` string with
-    positional placeholders, which renders fastest.
-    """
-
-    source: str
-    parts: tuple[str, ...]
-    fmt: str = ""
-
-    @property
-    def fields(self) -> tuple[str, ...]:
-        """The field names the template reads, in order."""
-        return self.parts[1::2]
-
-    def render(self, fields: Mapping[str, str]) -> str:
-        """Fill the placeholders; a missing or empty field renders as ``""``."""
-        parts = self.parts
-        if len(parts) == 3 and not parts[0] and not parts[2]:
-            value = fields.get(parts[1])
-            return clean_text(value if isinstance(value, str) else str(value or ""))
-        if len(parts) == 1:
-            return clean_text(parts[0])
-        get = fields.get
-        values = [get(name) or "" for name in parts[1::2]]
-        return clean_text(self.fmt.format(*values))
-
-
-def _format_string(parts: tuple[str, ...]) -> str:
-    out = []
-    for i, part in enumerate(parts):
-        if i % 2 == 0:
-            out.append(part.replace("{", "{{").replace("}", "}}"))
-        else:
-            out.append(f"{{{i // 2}}}")
-    return "".join(out)
-
-
-@lru_cache(maxsize=1024)
-def parse_template(template: str) -> Template:
-    """Parse ``{field}`` placeholders; ``{{`` and ``}}`` are literal braces."""
-    parts: list[str] = []
-    literal: list[str] = []
-    i, n = 0, len(template)
-    while i < n:
-        c = template[i]
-        if c == "{":
-            if template.startswith("{{", i):
-                literal.append("{")
-                i += 2
-                continue
-            end = template.find("}", i + 1)
-            if end < 0:
-                raise TemplateSyntaxError(
-                    f"template {template!r}: '{{' at position {i} is never closed "
-                    "(write '{{' for a literal brace)"
-                )
-            name = template[i + 1 : end]
-            if "{" in name:
-                raise TemplateSyntaxError(
-                    f"template {template!r}: '{{' at position {i} is never closed "
-                    "(write '{{' for a literal brace)"
-                )
-            if not name.strip():
-                raise TemplateSyntaxError(
-                    f"template {template!r}: empty placeholder '{{}}' at position {i}; "
-                    "name a source field, like '{name}'"
-                )
-            parts.append("".join(literal))
-            parts.append(name)
-            literal = []
-            i = end + 1
-        elif c == "}":
-            if template.startswith("}}", i):
-                literal.append("}")
-                i += 2
-                continue
-            raise TemplateSyntaxError(
-                f"template {template!r}: '}}' at position {i} has no opening '{{' "
-                "(write '}}' for a literal brace)"
-            )
-        else:
-            literal.append(c)
-            i += 1
-    parts.append("".join(literal))
-    return Template(source=template, parts=tuple(parts), fmt=_format_string(tuple(parts)))
-
-
-def render_template(template: str, fields: Mapping[str, str]) -> str:
-    """Render ``template`` over ``fields`` (see :class:`Template`, :func:`clean_text`).
-
-    Raises :class:`TemplateSyntaxError` for a malformed template.
-    """
-    return parse_template(template).render(fields)
 
 
 # --------------------------------------------------------------------- compiling

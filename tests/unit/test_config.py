@@ -226,6 +226,23 @@ def test_several_jobs_with_different_sources(tmp_path: Path) -> None:
     assert config.job("cards_1").source == VcardSourceConfig(path=tmp_path / "cards", key="UID")
 
 
+def test_a_vcard_job_may_leave_key_and_mapping_out(tmp_path: Path) -> None:
+    data = base()
+    data["jobs"][0]["source"] = {"type": "vcard", "path": "export.vcf", "encoding": "cp1250"}
+    del data["jobs"][0]["mapping"]
+    job = parse(data, tmp_path).jobs[0]
+
+    assert job.source == VcardSourceConfig(path=tmp_path / "export.vcf", encoding="cp1250")
+    assert job.mapping.phone_fields == ("tel_voice",)
+    assert job.mapping.name == "{fn|n|org}"
+
+    data["jobs"][0]["mapping"] = {"phone_fields": ["tel_cell"]}
+    assert parse(data, tmp_path).jobs[0].mapping.name == "{fn|n|org}"
+    data["jobs"][0]["source"]["type"] = "csv"
+    data["jobs"][0]["source"]["key"] = "id"
+    assert "jobs[0].mapping.name" in " ".join(problems(data, tmp_path))
+
+
 # ---------------------------------------------------------------- structure
 
 
@@ -520,7 +537,9 @@ def test_ownership_tag_without_commas(tmp_path: Path) -> None:
         ("{name", "does not parse"),
         ("name}", "does not parse"),
         ("{}", "empty placeholder"),
-        ("{0}", "positional placeholder {0}"),
+        ("{name:}", "uses a format spec"),
+        ("{fn||org}", "empty placeholder"),
+        ("{fn|org }", "remove the spaces around {org}"),
         ("{name!r}", "uses a conversion"),
         ("{name:>10}", "uses a format spec"),
         ("{items[0]}", "uses index access"),
@@ -537,7 +556,17 @@ def test_bad_templates(tmp_path: Path, template: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "template",
-    ["", "plain text", "{a} {b}", "{{literal}} {a}", "{Last Name}", "{address.city}", "{Ügyfél}"],
+    [
+        "",
+        "plain text",
+        "{a} {b}",
+        "{{literal}} {a}",
+        "{Last Name}",
+        "{address.city}",
+        "{Ügyfél}",
+        "{fn|n|org}",
+        "{0}",
+    ],
 )
 def test_good_templates(template: str) -> None:
     assert template_problem(template) is None
@@ -546,7 +575,7 @@ def test_good_templates(template: str) -> None:
 def test_bad_templates_are_found_everywhere(tmp_path: Path) -> None:
     data = base()
     mapping = data["jobs"][0]["mapping"]
-    mapping["comment"] = "{0}"
+    mapping["comment"] = "{ x }"
     mapping["tags"] = ["ok", "{x!s}"]
     mapping["custom_fields"] = {"Ügyfélkód": "{id:05}"}
     keys = sorted(problem.split(": ")[0] for problem in problems(data, tmp_path))
