@@ -1218,7 +1218,7 @@ def _parse_vcard(table: _Table, ctx: _SecretContext) -> VcardSourceConfig | None
 
 #: What a vCard job's mapping defaults to: every voice number, named by FN,
 #: else N, else ORG (company-only contacts), with the company as comment.
-VCARD_PHONE_FIELDS = ("tel_voice",)
+VCARD_PHONE_FIELDS: tuple[str, ...] = ("tel_voice",)
 VCARD_NAME = "{fn|n|org}"
 
 
