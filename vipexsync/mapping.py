@@ -42,7 +42,9 @@ from vipexsync.phone import (
     PhoneError,
     PhoneNormalizer,
     check_region,
+    is_phone_list,
     normalize_phone,
+    split_phone_list,
 )
 from vipexsync.sources.base import SourceRecord
 from vipexsync.template import (
@@ -453,35 +455,79 @@ def _map_one(
         return
 
     numbers: dict[str, tuple[str, str]] = {}  # number -> (field, raw)
-    for field_name, raw in raw_phones:
-        result = phones.normalize(raw)
-        if isinstance(result, PhoneError):
-            problems.append(
-                RecordProblem(
-                    record_key=key,
-                    field=field_name,
-                    code=result.code,
-                    reason=f"record {key!r}, field {field_name!r}: {result.reason}",
-                    value=raw,
-                )
-            )
-            continue
-        if result.note is not None:
-            notes.append(
-                RecordProblem(
-                    record_key=key,
-                    field=field_name,
-                    code=EXTENSION_DROPPED,
-                    reason=f"record {key!r}, field {field_name!r}: {result.note}",
-                    value=raw,
-                    fatal=False,
-                    phonenumber=result.number,
-                )
-            )
-        numbers.setdefault(result.number, (field_name, raw))
+    for field_name, value in raw_phones:
+        results = _phone_results(value, phones)
+        for raw, result in results:
+            _add_number(key, field_name, raw, result, numbers, problems, notes)
     if not numbers:
         return
+    _finish_entries(record, mapping, owner, candidates, problems, shared, numbers, name)
 
+
+def _phone_results(
+    value: str, phones: PhoneNormalizer
+) -> list[tuple[str, NormalizedPhone | PhoneError]]:
+    """Each number in one phone field's value, normalised (most values hold one)."""
+    if not is_phone_list(value):
+        result = phones.normalize(value)
+        if not isinstance(result, PhoneError):
+            return [(value, result)]
+
+    def is_number(text: str) -> bool:
+        return not isinstance(phones.normalize(text), PhoneError)
+
+    return [(raw, phones.normalize(raw)) for raw in split_phone_list(value, is_number)]
+
+
+def _add_number(
+    key: str,
+    field_name: str,
+    raw: str,
+    result: NormalizedPhone | PhoneError,
+    numbers: dict[str, tuple[str, str]],
+    problems: list[RecordProblem],
+    notes: list[RecordProblem],
+) -> None:
+    """Record one normalised number of a record, or the error that rejects it."""
+    if isinstance(result, PhoneError):
+        problems.append(
+            RecordProblem(
+                record_key=key,
+                field=field_name,
+                code=result.code,
+                reason=f"record {key!r}, field {field_name!r}: {result.reason}",
+                value=raw,
+            )
+        )
+        return
+    if result.note is not None:
+        notes.append(
+            RecordProblem(
+                record_key=key,
+                field=field_name,
+                code=EXTENSION_DROPPED,
+                reason=f"record {key!r}, field {field_name!r}: {result.note}",
+                value=raw,
+                fatal=False,
+                phonenumber=result.number,
+            )
+        )
+    numbers.setdefault(result.number, (field_name, raw))
+
+
+def _finish_entries(
+    record: SourceRecord,
+    mapping: CompiledMapping,
+    owner: str,
+    candidates: list[_Candidate],
+    problems: list[RecordProblem],
+    shared: _Shared,
+    numbers: dict[str, tuple[str, str]],
+    name: str,
+) -> None:
+    """The record's entries: one per distinct number, sharing tags and comment."""
+    key = record.key
+    fields = record.fields
     tags: set[str] = set()
     for i, tpl in enumerate(mapping.tags):
         tag = tpl.render(fields)
