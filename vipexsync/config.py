@@ -91,10 +91,18 @@ class LoggingConfig:
 @dataclass(frozen=True, slots=True)
 class CsvSourceConfig:
     path: Path
-    key: str
+    # One column, a list of columns (a composite key), or () for the row digest.
+    key: str | tuple[str, ...] = ()
     encoding: str = "utf-8"
     delimiter: str = ","
     type: Literal["csv"] = "csv"
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        """The key's columns; () means the documented fallback (a digest of the row)."""
+        if isinstance(self.key, str):
+            return (self.key,) if self.key else ()
+        return tuple(self.key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1101,7 +1109,17 @@ def _encoding(table: _Table, default: str) -> str:
 
 def _parse_csv(table: _Table, ctx: _SecretContext) -> CsvSourceConfig | None:
     path = table.path_value("path", ctx.base_dir, required=True)
-    key = table.string("key", required=True)
+    key: str | tuple[str, ...] = ()
+    if table.has("key") and isinstance(table.data["key"], list):
+        key = table.string_list("key")
+        if not key or any(not column.strip() for column in key):
+            table.problem("key", "list the key's columns, none of them empty")
+        elif len(set(key)) != len(key):
+            table.problem("key", "lists the same column more than once")
+    elif table.has("key"):
+        key = table.string("key")
+        if not key.strip():
+            table.problem("key", "must name a column (or leave the key out for the row digest)")
     encoding = _encoding(table, "utf-8")
     delimiter = table.string("delimiter", ",")
     if len(delimiter) != 1:

@@ -420,7 +420,13 @@ def test_paging_enum(tmp_path: Path) -> None:
         (lambda d: d["jobs"][0].pop("source"), "jobs[0].source", "required table [jobs.source]"),
         (lambda d: d["jobs"][0].pop("mapping"), "jobs[0].mapping", "required table"),
         (lambda d: d["jobs"][0]["source"].pop("path"), "jobs[0].source.path", "required key"),
-        (lambda d: d["jobs"][0]["source"].pop("key"), "jobs[0].source.key", "required key"),
+        (lambda d: d["jobs"][0]["source"].update(key=" "), "jobs[0].source.key", "leave the key"),
+        (lambda d: d["jobs"][0]["source"].update(key=[]), "jobs[0].source.key", "list the key's"),
+        (
+            lambda d: d["jobs"][0]["source"].update(key=["a", "a"]),
+            "jobs[0].source.key",
+            "same column more than once",
+        ),
         (
             lambda d: d["jobs"][0]["mapping"].pop("name"),
             "jobs[0].mapping.name",
@@ -840,6 +846,17 @@ def test_http_source_accepts_plain_http(tmp_path: Path) -> None:
     assert config.jobs[0].source == HttpSourceConfig(
         url="http://crm.internal/api", key="id", verify_tls=False
     )
+
+
+def test_csv_key_may_be_a_column_a_list_of_columns_or_left_out(tmp_path: Path) -> None:
+    data = base()
+    source = data["jobs"][0]["source"]
+    assert parse(data, tmp_path).jobs[0].source.key_columns == ("id",)  # type: ignore[union-attr]
+    source["key"] = ["First Name", "Last Name"]
+    parsed = parse(data, tmp_path).jobs[0].source
+    assert parsed.key_columns == ("First Name", "Last Name")  # type: ignore[union-attr]
+    del source["key"]
+    assert parse(data, tmp_path).jobs[0].source.key_columns == ()  # type: ignore[union-attr]
 
 
 def test_vcard_key_must_not_be_empty(tmp_path: Path) -> None:

@@ -96,7 +96,7 @@ def test_broken_note_and_undecodable_unmapped_value_cost_only_that_value() -> No
     [card] = cards(data)
 
     assert card.key == "u1"
-    assert card.key_rule == "UID"
+    assert card.key_rule == ""
     assert card.fields["note"] == "first line\nsecond line, call at: 9am\nthird \ufffd line"
     assert card.fields["tel_voice"] == "+36 1 234 5678"
     assert "NOTE at line 5 is not valid utf-8" in card.damaged["note"]

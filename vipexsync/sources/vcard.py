@@ -85,7 +85,7 @@ class ParsedCard:
     index: int
     line: int
     key: str
-    key_rule: str
+    key_rule: str  # "" for the configured key, else the fallback rule
     fields: Mapping[str, str]
     tels: tuple[Tel, ...] = ()
     damaged: Mapping[str, str] = field(default_factory=dict)
@@ -190,12 +190,26 @@ def utf16_codec(data: bytes) -> str | None:
     return None
 
 
+#: Encodings preferred when charset-normalizer finds several about as likely:
+#: Hungarian text in cp1250 reads as well in cp1257 to a detector, but an
+#: export from a Hungarian Windows is cp1250.
+_PREFERRED: Final = ("utf_8", "utf_16", "cp1250", "iso8859_2", "cp1252", "latin_1")
+_TOLERANCE: Final = 0.15  # how much more "chaos" a preferred candidate may show
+
+
 def guess_encoding(data: bytes) -> str | None:
     """The encoding charset-normalizer finds most likely for ``data``, or None."""
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data[:200_000]).best()
-    return None if best is None else str(best.encoding)
+    matches = list(from_bytes(data[:200_000]))
+    if not matches:
+        return None
+    best = min(m.chaos for m in matches)
+    for preferred in _PREFERRED:
+        for match in matches:
+            if match.chaos <= best + _TOLERANCE and preferred in match.could_be_from_charset:
+                return preferred
+    return str(matches[0].encoding)
 
 
 def physical_lines(data: bytes) -> list[bytes]:
@@ -505,7 +519,7 @@ def _key(fields: Mapping[str, str], tels: list[Tel], key: str) -> tuple[str, str
     wanted = key.lower()
     value = next((v for k, v in fields.items() if k.lower() == wanted and v), "")
     if value:
-        return value, key.upper()
+        return value, ""  # the configured key
     identity = [fields.get("fn", ""), fields.get("n", ""), fields.get("org", "")]
     identity += ["".join(c for c in t.value if c.isdigit()) for t in tels]
     if not any(identity):
