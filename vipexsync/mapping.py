@@ -29,7 +29,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from vipexsync.config import MappingConfig
@@ -271,6 +271,7 @@ class MappingResult:
     problems: tuple[RecordProblem, ...]
     records: int  # source records seen
     notes: tuple[RecordProblem, ...] = ()
+    key_rules: Mapping[str, int] = field(default_factory=dict)  # rule ("" = configured) -> records
 
     def rejected_by_code(self) -> dict[str, int]:
         """How many problems of each code: the ``vipexsync_rejected_records`` gauge."""
@@ -328,8 +329,10 @@ def map_records(
         first_locator: dict[str, str] = {}
         repeated: dict[str, list[str]] = {}
         shared = _Shared()
+        key_rules: Counter[str] = Counter()
         for record in records:
             count += 1
+            key_rules[record.key_rule] += 1
             key = record.key
             if not key.strip():
                 missing.append(
@@ -387,7 +390,11 @@ def map_records(
         if gc_was_enabled:
             gc.enable()
     return MappingResult(
-        desired=desired, problems=tuple(problems), records=count, notes=tuple(notes)
+        desired=desired,
+        problems=tuple(problems),
+        records=count,
+        notes=tuple(notes),
+        key_rules=dict(key_rules),
     )
 
 

@@ -202,6 +202,8 @@ def guess_encoding(data: bytes) -> str | None:
     from charset_normalizer import from_bytes
 
     matches = list(from_bytes(data[:200_000]))
+    if b"\x00" not in data:  # short 8-bit text can look like UTF-16 to a detector
+        matches = [m for m in matches if not m.encoding.startswith(("utf_16", "utf_32"))]
     if not matches:
         return None
     best = min(m.chaos for m in matches)
@@ -273,7 +275,8 @@ def parse_vcards(
     """Parse every card in ``data``; raise :class:`VcardSyntaxError` if it is no
     vCard or ends inside a card (so nothing read from it can be trusted whole).
 
-    ``encoding`` decodes values that declare no CHARSET; UTF-16 data is
+    ``encoding`` decodes values that declare no CHARSET and are not valid
+    UTF-8 (valid UTF-8 is always read as UTF-8); UTF-16 data is
     recognised by itself and its CHARSET parameters are ignored (the text is
     already decoded). ``origin`` names the data in notes (a file, a URL).
     """
@@ -379,8 +382,16 @@ class _Decoder:
         self._guess: str | bool | None = False
 
     def likely(self) -> str | None:
+        """The likely encoding of the lines that do not decode (not of the whole
+        file: an export that is UTF-8 but for a few values is judged by those)."""
         if self._guess is False:
-            self._guess = guess_encoding(self.data)
+            bad = []
+            for line in physical_lines(self.data):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError:
+                    bad.append(line)
+            self._guess = guess_encoding(b"\n".join(bad)) if bad else None
         return self._guess if isinstance(self._guess, str) else None
 
     def text(self, prop: _Property) -> tuple[str, str | None]:
@@ -399,6 +410,13 @@ class _Decoder:
                 unknown = f"unknown CHARSET {charset!r}, read as {self.encoding}; "
         if raw.isascii():
             return raw.decode("ascii"), None
+        if not charset or unknown:
+            # No declared charset: valid UTF-8 is UTF-8 (8-bit text almost never
+            # is), so a folder mixing UTF-8 and cp1250 exports reads right.
+            try:
+                return raw.decode("utf-8"), None
+            except UnicodeDecodeError:
+                pass
         try:
             return raw.decode(codec), None
         except UnicodeDecodeError as exc:
