@@ -226,11 +226,12 @@ def render_key(key: Key, mode: Mode, table_path: str) -> list[str]:
 
 
 _DOC_COLUMN = 35  # where a compact block's trailing comments start
+_BLOCK_WIDTH = 88
 
 
 def _with_doc(lines: list[str], doc: str) -> list[str]:
     """Block lines with ``doc`` as aligned trailing comments from the last line on."""
-    wrapped = textwrap.wrap(doc, width=_WIDTH - _DOC_COLUMN - 2, break_on_hyphens=False)
+    wrapped = textwrap.wrap(doc, width=_BLOCK_WIDTH - _DOC_COLUMN - 2, break_on_hyphens=False)
     last = lines[-1]
     if len(last) < _DOC_COLUMN - 1 and wrapped:
         lines = [*lines[:-1], f"{last.ljust(_DOC_COLUMN)}# {wrapped.pop(0)}"]

@@ -22,6 +22,10 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, Literal, TypeVar, dataclass_transform
 
+# Whether a source key enters the mapping fingerprint: "always"; "unless-default"
+# (a key added later, so that a file that leaves it out keeps its fingerprint);
+# "never" (how to fetch, not what: secrets, timeouts, TLS).
+Fingerprint = Literal["always", "unless-default", "never"]
 Kind = Literal[
     "string", "integer", "number", "boolean", "choice", "strings", "path", "secret", "table"
 ]
@@ -71,6 +75,7 @@ class Key:
     convert: Callable[[Any], Any] | None = None  # applied to a value that passed
     custom: bool = False  # its section's own code reads it (read_settings skips it)
     default_doc: str = ""  # how the docs state the default when it is not a literal
+    fingerprint: Fingerprint = "always"
 
     @property
     def required(self) -> bool:
@@ -107,6 +112,7 @@ def setting(
     convert: Callable[[Any], Any] | None = None,
     custom: bool = False,
     default_doc: str = "",
+    fingerprint: Fingerprint = "always",
 ) -> Any:
     """A dataclass field that is also the declaration of its configuration key.
 
@@ -129,6 +135,7 @@ def setting(
         convert=convert,
         custom=custom,
         default_doc=default_doc,
+        fingerprint=fingerprint,
     )
     metadata = {_META: key}
     if default is REQUIRED:

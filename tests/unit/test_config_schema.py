@@ -423,3 +423,15 @@ RECORDED = {
 def test_a_parsed_file_keeps_the_fingerprint_it_had_before() -> None:
     config = parse_config(FINGERPRINTED, base_dir=Path("/srv/crm"), environ=ENV)
     assert {job.name: mapping_fingerprint(job) for job in config.jobs} == RECORDED
+
+
+def test_a_key_added_later_enters_the_fingerprint_only_when_set() -> None:
+    """vcard encoding came after the fingerprint's first version (fingerprint="unless-default")."""
+    data = copy.deepcopy(FINGERPRINTED)
+    source = data["jobs"][3]["source"]
+    source["encoding"] = "utf-8"  # the default, written out
+    config = parse_config(data, base_dir=Path("/srv/crm"), environ=ENV)
+    assert mapping_fingerprint(config.jobs[3]) == RECORDED["vcard"]
+    source["encoding"] = "cp1250"
+    config = parse_config(data, base_dir=Path("/srv/crm"), environ=ENV)
+    assert mapping_fingerprint(config.jobs[3]) != RECORDED["vcard"]
