@@ -2,7 +2,7 @@
 
 Exit codes (../shared/CONTRACT.md): 0 the run completed; 1 the run failed;
 2 usage or configuration error; 3 a safety guard withheld deletions;
-4 the job is held by another process and was skipped.
+4 the job is held by another process and was skipped; 130 interrupted by Ctrl-C.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from vipexsync.errors import ConfigError, LockHeldError, UsageError, VipexSyncEr
 from vipexsync.sync.report import (
     EXIT_FAILED,
     EXIT_GUARDED,
+    EXIT_INTERRUPTED,
     EXIT_LOCKED,
     EXIT_OK,
     EXIT_USAGE,
@@ -35,22 +36,62 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vipexsync.cli")
 
+EXIT_CODES_HELP = f"""\
+exit codes:
+  {EXIT_OK}    the run completed (rejected records are reported, not fatal)
+  {EXIT_FAILED}    the run failed
+  {EXIT_USAGE}    usage or configuration error
+  {EXIT_GUARDED}    a safety guard withheld deletions (everything else was applied)
+  {EXIT_LOCKED}    the job is held by another process and was skipped
+  {EXIT_INTERRUPTED}  interrupted by Ctrl-C, after the writes in flight were recorded
+"""
+
+
+def _config_option(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """``--config`` before the command, or after it (``vipexsync sync --config F``).
+
+    After the command its default is SUPPRESS, so an absent option there does
+    not overwrite the one given before the command.
+    """
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None if top else argparse.SUPPRESS,
+        help="configuration file (default: $VIPEXSYNC_CONFIG, ./vipexsync.toml, "
+        "/etc/vipexsync/vipexsync.toml)",
+    )
+
+
+class _Subcommands:
+    """Adds subcommands that all accept ``--config`` and list the exit codes in ``--help``."""
+
+    def __init__(self, action: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+        self._action = action
+
+    def add_parser(self, name: str, *, help: str) -> argparse.ArgumentParser:
+        parser = self._action.add_parser(
+            name,
+            help=help,
+            description=help[:1].upper() + help[1:] + ".",
+            epilog=EXIT_CODES_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _config_option(parser, top=False)
+        return parser
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vipexsync",
         description="Keep a VIPeX phonebook equal to what your CRM says.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"vipexsync {__version__}")
-    parser.add_argument(
-        "--config",
-        type=Path,
-        help="configuration file (default: $VIPEXSYNC_CONFIG, ./vipexsync.toml, "
-        "/etc/vipexsync/vipexsync.toml)",
-    )
+    _config_option(parser, top=True)
     # The bare shorthand: `vipexsync --full-resync` means `vipexsync sync --full-resync`.
     _add_sync_options(parser, shorthand=True)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = _Subcommands(parser.add_subparsers(dest="command", metavar="COMMAND"))
 
     sub.add_parser("run", help="the daemon: schedule every job, serve metrics, run until stopped")
 
@@ -71,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", metavar="DB_COMMAND", required=True)
-    db_sub.add_parser("upgrade", help="apply database migrations")
+    _config_option(db_sub.add_parser("upgrade", help="apply database migrations"), top=False)
 
     api = sub.add_parser("api", help="call any documented API action; print the JSON answer")
     api.add_argument("action", help="the API action, e.g. get_phonebook_custom_field_list")
@@ -145,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("vipexsync: interrupted", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_INTERRUPTED
 
 
 def _dispatch(command: str, args: argparse.Namespace) -> int:
@@ -216,7 +257,7 @@ def _sync(config: Config, args: argparse.Namespace) -> int:
         plan_out=args.plan_out,
     )
     stop = threading.Event()
-    _install_stop_handlers(stop)
+    stopped_by = _install_stop_handlers(stop)
     reports: list[RunReport] = []
     with Runtime(config, stop=stop) as runtime:
         for job in jobs:
@@ -228,6 +269,8 @@ def _sync(config: Config, args: argparse.Namespace) -> int:
             if args.dry_run:
                 _print_plan_hint(args.plan_out)
             print()
+    if signal.SIGINT in stopped_by:
+        return EXIT_INTERRUPTED
     return exit_code_for(reports)
 
 
@@ -238,10 +281,16 @@ def _print_plan_hint(plan_out: Path | None) -> None:
         print("Use --plan-out FILE to see every planned change.")
 
 
-def _install_stop_handlers(stop: threading.Event) -> None:
-    """First SIGINT/SIGTERM: finish the writes in flight and stop; second: exit at once."""
+def _install_stop_handlers(stop: threading.Event) -> set[int]:
+    """First SIGINT/SIGTERM: finish the writes in flight and stop; second: exit at once.
+
+    Returns the set the handler fills with the signals received, so a run that
+    Ctrl-C stopped can exit 130 as shells expect.
+    """
+    received: set[int] = set()
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        received.add(signum)
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
@@ -252,6 +301,7 @@ def _install_stop_handlers(stop: threading.Event) -> None:
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+    return received
 
 
 def _fields(config: Config, job_name: str | None) -> int:
