@@ -110,9 +110,29 @@ def build_parser() -> argparse.ArgumentParser:
     fields = sub.add_parser("fields", help="list the subscription's phonebook custom fields")
     fields.add_argument("--job", help="the job whose subscription to ask (default: every job)")
 
+    history = sub.add_parser(
+        "history", help="the change log: what the daemon did to an entry (or a job's) and why"
+    )
+    history.add_argument(
+        "number", nargs="?", help="a phone number, as VIPeX shows it or as the CRM writes it"
+    )
+    history.add_argument("--job", help="only this job's changes")
+    history.add_argument("--since", help="only changes since then: 7d, 12h, 30m, 2w or a date")
+    history.add_argument(
+        "--limit", type=int, default=200, help="at most this many changes (default: 200)"
+    )
+    history.add_argument("--json", action="store_true", help="machine-readable output")
+
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", metavar="DB_COMMAND", required=True)
     _config_option(db_sub.add_parser("upgrade", help="apply database migrations"), top=False)
+    prune = db_sub.add_parser(
+        "prune", help="delete runs and change-log rows older than [database] keep_days, once"
+    )
+    _config_option(prune, top=False)
+    prune.add_argument(
+        "--keep-days", type=int, help="keep this many days instead of [database] keep_days"
+    )
 
     api = sub.add_parser("api", help="call any documented API action; print the JSON answer")
     api.add_argument("action", help="the API action, e.g. get_phonebook_custom_field_list")
@@ -213,7 +233,20 @@ def _dispatch(command: str, args: argparse.Namespace) -> int:
         return run_check(config)
     if command == "fields":
         return _fields(config, args.job)
+    if command == "history":
+        from vipexsync.history import print_history
+
+        return print_history(
+            config,
+            number=args.number,
+            job=args.job,
+            since=args.since,
+            as_json=args.json,
+            limit=args.limit,
+        )
     if command == "db":
+        if args.db_command == "prune":
+            return _db_prune(config, args.keep_days)
         return _db_upgrade(config)
     if command == "api":
         return _api(config, args)
@@ -339,6 +372,30 @@ def _db_upgrade(config: Config) -> int:
         print(f"database at revision {head_revision()} (was {before or 'empty'})")
     finally:
         engine.dispose()
+    return EXIT_OK
+
+
+def _db_prune(config: Config, keep_days: int | None) -> int:
+    from datetime import UTC, datetime
+
+    from vipexsync.mirror.database import create_engine_for, ensure_schema, make_session_factory
+    from vipexsync.retention import prune_history
+
+    days = config.database.keep_days if keep_days is None else keep_days
+    if days < 0:
+        raise UsageError("--keep-days must be 0 (keep everything) or more")
+    if days == 0:
+        print("keep_days is 0: nothing is pruned")
+        return EXIT_OK
+    engine = create_engine_for(config.database.url)
+    try:
+        ensure_schema(engine, auto_upgrade=config.database.auto_upgrade)
+        pruned = prune_history(make_session_factory(engine), keep_days=days, now=datetime.now(UTC))
+    finally:
+        engine.dispose()
+    print(
+        f"pruned {pruned.runs} run(s) and {pruned.changes} change-log row(s) older than {days} days"
+    )
     return EXIT_OK
 
 

@@ -68,13 +68,17 @@ class VipexConfig:
 class DatabaseConfig:
     url: str
     auto_upgrade: bool = True  # migrate an empty or outdated database on start
+    keep_days: int = 90  # runs and change-log rows older than this are pruned; 0 keeps all
 
     def redacted_url(self) -> str:
         """The URL with any password replaced by ``***``, for logs and messages."""
         return redact_database_url(self.url)
 
     def __repr__(self) -> str:
-        return f"DatabaseConfig(url={self.redacted_url()!r}, auto_upgrade={self.auto_upgrade!r})"
+        return (
+            f"DatabaseConfig(url={self.redacted_url()!r}, auto_upgrade={self.auto_upgrade!r}, "
+            f"keep_days={self.keep_days!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -790,7 +794,7 @@ def _normalise_database_url(url: str, base_dir: Path) -> tuple[str, str | None]:
 
 
 def _parse_database(table: _Table, base_dir: Path, environ: Mapping[str, str]) -> DatabaseConfig:
-    table.unknown_keys(("url", "auto_upgrade"))
+    table.unknown_keys(("url", "auto_upgrade", "keep_days"))
     default = _default_database_url(environ)
     url = table.string("url", default)
     if not url.strip():
@@ -799,7 +803,11 @@ def _parse_database(table: _Table, base_dir: Path, environ: Mapping[str, str]) -
     url, error = _normalise_database_url(url, base_dir)
     if error:
         table.problem("url", error)
-    return DatabaseConfig(url=url, auto_upgrade=table.boolean("auto_upgrade", True))
+    return DatabaseConfig(
+        url=url,
+        auto_upgrade=table.boolean("auto_upgrade", True),
+        keep_days=table.integer("keep_days", 90, minimum=0, maximum=36500),
+    )
 
 
 _HOST_NAME = re.compile(

@@ -93,6 +93,7 @@ def test_minimal_config_takes_the_contract_defaults(tmp_path: Path) -> None:
     assert config.vipex.max_retry_after_seconds == 60.0
     assert config.database.url == "sqlite:////var/lib/vipexsync/mirror.sqlite3"
     assert config.database.auto_upgrade is True
+    assert config.database.keep_days == 90
     assert config.metrics.listen == "127.0.0.1:9717"
     assert (config.logging.level, config.logging.format) == ("INFO", "text")
     (job,) = config.jobs
@@ -256,7 +257,7 @@ def test_the_message_counts_the_problems_and_names_the_file(tmp_path: Path) -> N
     [
         ((), "intervall", "unknown key 'intervall' in the top level of the file"),
         (("vipex",), "timeout", "(did you mean 'timeout_seconds'?)"),
-        (("database",), "uri", "(did you mean 'url'?); valid keys: auto_upgrade, url"),
+        (("database",), "uri", "(did you mean 'url'?); valid keys: auto_upgrade, keep_days, url"),
         (("metrics",), "port", "valid keys: listen"),
         (("logging",), "lvl", "valid keys: format, level"),
         (("jobs", 0), "intervall_seconds", "in [[jobs]] 'crm' (did you mean 'interval_seconds'?)"),
@@ -297,6 +298,8 @@ def test_unknown_key_lists_the_keys_of_that_source_type(tmp_path: Path) -> None:
         ("vipex", "verify_tls", "yes", "expected a boolean, got a string (write true or false"),
         ("vipex", "username", 7, "expected a string, got an integer"),
         ("database", "auto_upgrade", 1, "expected a boolean, got an integer"),
+        ("database", "keep_days", -1, "must be at least 0, got -1"),
+        ("database", "keep_days", 7.5, "expected an integer, got a float"),
         ("metrics", "listen", 9717, "expected a string, got an integer"),
         ("logging", "level", ["INFO"], "expected a string, got an array"),
         ("job", "interval_seconds", 300.5, "expected an integer, got a float"),
