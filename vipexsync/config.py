@@ -132,6 +132,9 @@ class HttpSourceConfig:
     password: Secret | None = None
     timeout_seconds: float = 30.0
     verify_tls: bool = True
+    ca_bundle: Path | None = None  # a private CA's certificates (PEM), instead of the system's
+    max_attempts: int = 4  # per request; failures, timeouts, 429 and 5xx are tried again
+    retry_backoff_seconds: float = 1.0  # first wait between attempts; doubles, at most 30 s
     type: Literal["http"] = "http"
 
     def __repr__(self) -> str:
@@ -674,16 +677,7 @@ def _parse_vipex(table: _Table, ctx: _SecretContext) -> VipexConfig | None:
         if error:
             table.problem("url", error)
     verify_tls = table.boolean("verify_tls", True)
-    ca_bundle = table.path_value("ca_bundle", ctx.base_dir)
-    if ca_bundle is not None:
-        if not verify_tls:
-            table.problem(
-                "ca_bundle",
-                "ca_bundle is set but verify_tls = false turns verification off; "
-                "remove one of them",
-            )
-        elif not ca_bundle.is_file():
-            table.problem("ca_bundle", f"CA bundle {ca_bundle} does not exist or is not a file")
+    ca_bundle = _ca_bundle(table, ctx.base_dir, verify_tls=verify_tls)
     timeout = table.number("timeout_seconds", 15.0, positive=True)
     concurrency = table.integer("concurrency", 4, minimum=1, maximum=64)
     deadline = table.number("retry_deadline_seconds", 120.0, positive=True)
@@ -908,6 +902,9 @@ _SOURCE_KEYS: dict[str, tuple[str, ...]] = {
         "password_file",
         "timeout_seconds",
         "verify_tls",
+        "ca_bundle",
+        "max_attempts",
+        "retry_backoff_seconds",
     ),
     "vcard": ("type", "path", "key"),
 }
@@ -1144,6 +1141,21 @@ def _parse_sql(table: _Table) -> SqlSourceConfig | None:
     return SqlSourceConfig(url=url, query=query, key=key, params=params)
 
 
+def _ca_bundle(table: _Table, base_dir: Path, *, verify_tls: bool) -> Path | None:
+    """The ``ca_bundle`` key: a PEM file that exists, and only with verification on."""
+    ca_bundle = table.path_value("ca_bundle", base_dir)
+    if ca_bundle is not None:
+        if not verify_tls:
+            table.problem(
+                "ca_bundle",
+                "ca_bundle is set but verify_tls = false turns verification off; "
+                "remove one of them",
+            )
+        elif not ca_bundle.is_file():
+            table.problem("ca_bundle", f"CA bundle {ca_bundle} does not exist or is not a file")
+    return ca_bundle
+
+
 def _parse_http(table: _Table, ctx: _SecretContext) -> HttpSourceConfig | None:
     url = table.string("url", required=True)
     if url:
@@ -1180,6 +1192,9 @@ def _parse_http(table: _Table, ctx: _SecretContext) -> HttpSourceConfig | None:
         table.problem("username", "a password is set, so basic auth needs a username too")
     timeout = table.number("timeout_seconds", 30.0, positive=True)
     verify_tls = table.boolean("verify_tls", True)
+    ca_bundle = _ca_bundle(table, ctx.base_dir, verify_tls=verify_tls)
+    max_attempts = table.integer("max_attempts", 4, minimum=1, maximum=20)
+    backoff = table.number("retry_backoff_seconds", 1.0, minimum=0, maximum=60)
     return HttpSourceConfig(
         url=url,
         key=key,
@@ -1195,6 +1210,9 @@ def _parse_http(table: _Table, ctx: _SecretContext) -> HttpSourceConfig | None:
         password=password,
         timeout_seconds=timeout,
         verify_tls=verify_tls,
+        ca_bundle=ca_bundle,
+        max_attempts=max_attempts,
+        retry_backoff_seconds=backoff,
     )
 
 

@@ -391,6 +391,47 @@ def test_paging_enum(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("extra", "key", "expected"),
+    [
+        ({"max_attempts": 0}, "max_attempts", "must be at least 1, got 0"),
+        ({"retry_backoff_seconds": -1}, "retry_backoff_seconds", "must be at least 0"),
+        ({"retry_backoff_seconds": 61}, "retry_backoff_seconds", "must be at most 60"),
+        ({"ca_bundle": "missing-ca.pem"}, "ca_bundle", "does not exist or is not a file"),
+        (
+            {"ca_bundle": "ca.pem", "verify_tls": False},
+            "ca_bundle",
+            "verify_tls = false turns verification off",
+        ),
+    ],
+)
+def test_http_source_retries_and_ca_bundle(
+    tmp_path: Path, extra: dict[str, object], key: str, expected: str
+) -> None:
+    (tmp_path / "ca.pem").write_text("not checked here\n", encoding="ascii")
+    data = base()
+    source = {"type": "http", "url": "https://crm.example.com/x", "key": "id"}
+    data["jobs"][0]["source"] = {**source, **extra}
+    assert expected in one_problem(data, tmp_path, f"jobs[0].source.{key}")
+
+
+def test_http_source_retry_and_ca_keys_reach_the_config(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("not checked here\n", encoding="ascii")
+    data = base()
+    data["jobs"][0]["source"] = {
+        "type": "http",
+        "url": "https://crm.example.com/x",
+        "key": "id",
+        "max_attempts": 7,
+        "retry_backoff_seconds": 0.5,
+        "ca_bundle": "ca.pem",
+    }
+    source = parse(data, tmp_path).jobs[0].source
+    assert isinstance(source, HttpSourceConfig)
+    assert (source.max_attempts, source.retry_backoff_seconds) == (7, 0.5)
+    assert source.ca_bundle == tmp_path / "ca.pem"
+
+
+@pytest.mark.parametrize(
     ("mutate", "key", "expected"),
     [
         (lambda d: d.pop("vipex"), "vipex", "required table [vipex] is missing"),
