@@ -307,12 +307,15 @@ class VipexConfig:
         "Seconds to wait for one API answer.", kind="number", default=15.0, positive=True
     )
     concurrency: int = setting(
-        "Parallel API requests while applying changes.",
+        "Parallel API requests for the whole process.",
         kind="integer",
         default=4,
         minimum=1,
         maximum=64,
-        notes=['Lower it if VIPeX answers "429 Too Many Requests" often.'],
+        notes=[
+            "Every job, listing and write shares this cap, however many jobs run at once.",
+            'Lower it if VIPeX answers "429 Too Many Requests" often.',
+        ],
     )
     verify_tls: bool = setting("Check the server's TLS certificate.", kind="boolean", default=True)
     ca_bundle: Path | None = setting(
@@ -379,13 +382,29 @@ class DatabaseConfig:
         shown=False,
         notes=["With false, run `vipexsync db upgrade` yourself after every upgrade."],
     )
+    keep_days: int = setting(
+        "Days of run history and change log (`vipexsync history`) to keep.",
+        kind="integer",
+        default=90,
+        minimum=0,
+        maximum=36500,
+        shown=False,
+        notes=[
+            "The daemon prunes older rows at start and then hourly, in small batches;",
+            "`vipexsync db prune` does it once. The newest run of each job and mode is",
+            "always kept. 0 keeps everything.",
+        ],
+    )
 
     def redacted_url(self) -> str:
         """The URL with any password replaced by ``***``, for logs and messages."""
         return redact_database_url(self.url)
 
     def __repr__(self) -> str:
-        return f"DatabaseConfig(url={self.redacted_url()!r}, auto_upgrade={self.auto_upgrade!r})"
+        return (
+            f"DatabaseConfig(url={self.redacted_url()!r}, auto_upgrade={self.auto_upgrade!r}, "
+            f"keep_days={self.keep_days!r})"
+        )
 
 
 @config_class
@@ -586,8 +605,35 @@ class HttpSourceConfig:
         positive=True,
         fingerprint="never",
     )
+    max_attempts: int = setting(
+        "Tries per request when it fails, times out or is answered 429 or 5xx.",
+        kind="integer",
+        default=4,
+        minimum=1,
+        maximum=20,
+        shown=False,
+        fingerprint="never",
+    )
+    retry_backoff_seconds: float = setting(
+        "Seconds to wait before the second try; each later wait doubles, up to 30 s.",
+        kind="number",
+        default=1.0,
+        minimum=0,
+        maximum=60,
+        shown=False,
+        fingerprint="never",
+    )
     verify_tls: bool = setting(
         "Check the server's TLS certificate.", kind="boolean", default=True, fingerprint="never"
+    )
+    ca_bundle: Path | None = setting(
+        "A private CA's certificates (PEM) to trust instead of the system's.",
+        kind="path",
+        default=None,
+        shown=False,
+        example="/etc/vipexsync/crm-ca.pem",
+        fingerprint="never",
+        notes=["The file must exist; it cannot be combined with verify_tls = false."],
     )
     type: Literal["http"] = "http"
 
@@ -949,6 +995,15 @@ def _parse_vipex(table: Table, ctx: SecretContext) -> VipexConfig | None:
         error = _vipex_url_problem(values["url"], values["allow_http"])
         if error:
             table.problem("url", error)
+    _check_ca_bundle(table, values)
+    password = _vipex_password(table, ctx)
+    if password is None:
+        return None
+    return VipexConfig(**values, password=password)
+
+
+def _check_ca_bundle(table: Table, values: Mapping[str, Any]) -> None:
+    """``ca_bundle`` names a file that exists, and only while verification is on."""
     ca_bundle = values["ca_bundle"]
     if ca_bundle is not None:
         if not values["verify_tls"]:
@@ -959,10 +1014,6 @@ def _parse_vipex(table: Table, ctx: SecretContext) -> VipexConfig | None:
             )
         elif not ca_bundle.is_file():
             table.problem("ca_bundle", f"CA bundle {ca_bundle} does not exist or is not a file")
-    password = _vipex_password(table, ctx)
-    if password is None:
-        return None
-    return VipexConfig(**values, password=password)
 
 
 def _vipex_password(table: Table, ctx: SecretContext) -> Secret | None:
@@ -1153,8 +1204,11 @@ def _parse_source(table: Table, ctx: SecretContext) -> SourceConfig | None:
         values["key"] = _csv_key(table)
     elif cls is HttpSourceConfig:
         _check_http_auth(table, values)
+        _check_ca_bundle(table, values)
     # A required path that is missing leaves nothing to read: no source.
-    if any(key.kind == "path" and values[key.name] is None for key in keys_of(cls)):
+    if any(
+        key.kind == "path" and key.required and values[key.name] is None for key in keys_of(cls)
+    ):
         return None
     return cls(**values)
 

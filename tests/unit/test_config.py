@@ -93,6 +93,7 @@ def test_minimal_config_takes_the_contract_defaults(tmp_path: Path) -> None:
     assert config.vipex.max_retry_after_seconds == 60.0
     assert config.database.url == "sqlite:////var/lib/vipexsync/mirror.sqlite3"
     assert config.database.auto_upgrade is True
+    assert config.database.keep_days == 90
     assert config.metrics.listen == "127.0.0.1:9717"
     assert (config.logging.level, config.logging.format) == ("INFO", "text")
     (job,) = config.jobs
@@ -273,7 +274,7 @@ def test_the_message_counts_the_problems_and_names_the_file(tmp_path: Path) -> N
     [
         ((), "intervall", "unknown key 'intervall' in the top level of the file"),
         (("vipex",), "timeout", "(did you mean 'timeout_seconds'?)"),
-        (("database",), "uri", "(did you mean 'url'?); valid keys: auto_upgrade, url"),
+        (("database",), "uri", "(did you mean 'url'?); valid keys: auto_upgrade, keep_days, url"),
         (("metrics",), "port", "valid keys: listen"),
         (("logging",), "lvl", "valid keys: format, level"),
         (("jobs", 0), "intervall_seconds", "in [[jobs]] 'crm' (did you mean 'interval_seconds'?)"),
@@ -314,6 +315,8 @@ def test_unknown_key_lists_the_keys_of_that_source_type(tmp_path: Path) -> None:
         ("vipex", "verify_tls", "yes", "expected a boolean, got a string (write true or false"),
         ("vipex", "username", 7, "expected a string, got an integer"),
         ("database", "auto_upgrade", 1, "expected a boolean, got an integer"),
+        ("database", "keep_days", -1, "must be at least 0, got -1"),
+        ("database", "keep_days", 7.5, "expected an integer, got a float"),
         ("metrics", "listen", 9717, "expected a string, got an integer"),
         ("logging", "level", ["INFO"], "expected a string, got an array"),
         ("job", "interval_seconds", 300.5, "expected an integer, got a float"),
@@ -402,6 +405,47 @@ def test_paging_enum(tmp_path: Path) -> None:
     assert "use one of: none, offset, cursor" in one_problem(
         data, tmp_path, "jobs[0].source.paging"
     )
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "expected"),
+    [
+        ({"max_attempts": 0}, "max_attempts", "must be at least 1, got 0"),
+        ({"retry_backoff_seconds": -1}, "retry_backoff_seconds", "must be at least 0"),
+        ({"retry_backoff_seconds": 61}, "retry_backoff_seconds", "must be at most 60"),
+        ({"ca_bundle": "missing-ca.pem"}, "ca_bundle", "does not exist or is not a file"),
+        (
+            {"ca_bundle": "ca.pem", "verify_tls": False},
+            "ca_bundle",
+            "verify_tls = false turns verification off",
+        ),
+    ],
+)
+def test_http_source_retries_and_ca_bundle(
+    tmp_path: Path, extra: dict[str, object], key: str, expected: str
+) -> None:
+    (tmp_path / "ca.pem").write_text("not checked here\n", encoding="ascii")
+    data = base()
+    source = {"type": "http", "url": "https://crm.example.com/x", "key": "id"}
+    data["jobs"][0]["source"] = {**source, **extra}
+    assert expected in one_problem(data, tmp_path, f"jobs[0].source.{key}")
+
+
+def test_http_source_retry_and_ca_keys_reach_the_config(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("not checked here\n", encoding="ascii")
+    data = base()
+    data["jobs"][0]["source"] = {
+        "type": "http",
+        "url": "https://crm.example.com/x",
+        "key": "id",
+        "max_attempts": 7,
+        "retry_backoff_seconds": 0.5,
+        "ca_bundle": "ca.pem",
+    }
+    source = parse(data, tmp_path).jobs[0].source
+    assert isinstance(source, HttpSourceConfig)
+    assert (source.max_attempts, source.retry_backoff_seconds) == (7, 0.5)
+    assert source.ca_bundle == tmp_path / "ca.pem"
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,8 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_GUARDED = 3
 EXIT_LOCKED = 4
+# Ended by Ctrl-C (SIGINT), after the writes in flight were recorded: 128 + 2, as shells do.
+EXIT_INTERRUPTED = 130
 
 _EXIT_FOR = {
     Outcome.SUCCESS: EXIT_OK,

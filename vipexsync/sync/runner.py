@@ -411,7 +411,7 @@ class JobRun:
                 log.warning(
                     "job %s: %d deletion(s) withheld: %s", job.name, len(verdict.withheld), reason
                 )
-        self._count_plan(mapped, mirror, remote_count, planned)
+        self._count_plan(mapped, mirror, remote_count, planned, guard_tripped=verdict.tripped)
         if opts.plan_out is not None:
             write_plan_file(opts.plan_out, planned, verdict, (*mapped.problems, *mapped.notes))
 
@@ -584,11 +584,14 @@ class JobRun:
         mirror: Mapping[str, MirrorEntry],
         remote_count: int | None,
         planned: Plan,
+        *,
+        guard_tripped: bool,
     ) -> None:
         if self.metrics is None:
             return
         name = self.job.name
         self.metrics.planned(name, planned.counts())
+        self.metrics.guard(name, guard_tripped)
         self.metrics.entries(name, "desired", len(mapped.desired))
         self.metrics.entries(name, "mirror", len(mirror))
         if remote_count is not None:
