@@ -48,6 +48,7 @@ listen = ""
 name = "vcards"
 vipex_id = "7001"
 full_resync_cron = ""
+max_delete_ratio = 1.0  # only the unreadable file may hold deletions back
 [jobs.source]
 type = "vcard"
 path = "{corpus}/vcards"
