@@ -494,15 +494,24 @@ def plan(
     return _plan_full(b, mirror, remote)
 
 
-def full_resync_done(mode: Mode, remote: RemoteView | None, *, halted: bool) -> bool:
+def full_resync_done(
+    mode: Mode, remote: RemoteView | None, *, halted: bool, source_complete: bool = True
+) -> bool:
     """Whether this run counts as the job's full resync (and confirms its mapping).
 
     Only a full resync whose listing was stable and complete (after the
-    look-ups) and that was not cut short (a stop, VIPeX unreachable, a lost
-    lock) counts; writes that VIPeX refused do not matter here: they are
-    retried by incremental runs and reported where they fail.
+    look-ups), whose source was read whole, and that was not cut short (a
+    stop, VIPeX unreachable, a lost lock) counts; writes that VIPeX refused do
+    not matter here: they are retried by incremental runs and reported where
+    they fail.
     """
-    return mode is Mode.FULL and remote is not None and remote.complete and not halted
+    return (
+        mode is Mode.FULL
+        and remote is not None
+        and remote.complete
+        and source_complete
+        and not halted
+    )
 
 
 def effective_mode(requested: Mode, *, had_full_resync: bool) -> Mode:
