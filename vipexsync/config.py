@@ -147,7 +147,24 @@ class VcardSourceConfig:
     type: Literal["vcard"] = "vcard"
 
 
-SourceConfig = CsvSourceConfig | SqlSourceConfig | HttpSourceConfig | VcardSourceConfig
+@dataclass(frozen=True, slots=True)
+class CarddavSourceConfig:
+    url: str  # the address book collection itself
+    key: str = "UID"
+    username: str | None = None
+    password: Secret | None = None
+    ca_bundle: Path | None = None
+    verify_tls: bool = True
+    allow_http: bool = False
+    timeout_seconds: float = 30.0
+    batch_size: int = 100  # cards per addressbook-multiget request
+    sync_collection: bool = True  # use RFC 6578 sync-collection when the server offers it
+    type: Literal["carddav"] = "carddav"
+
+
+SourceConfig = (
+    CsvSourceConfig | SqlSourceConfig | HttpSourceConfig | VcardSourceConfig | CarddavSourceConfig
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +217,7 @@ class Config:
 
 CONFIG_ENV = "VIPEXSYNC_CONFIG"
 PASSWORD_ENV = "VIPEXSYNC_VIPEX_PASSWORD"  # noqa: S105 - the variable's name, not a password
+SOURCE_PASSWORD_ENV = "VIPEXSYNC_SOURCE_PASSWORD"  # noqa: S105 - a carddav source's password
 CREDENTIAL_NAME = "vipex-password"
 LOCAL_CONFIG = Path("vipexsync.toml")
 SYSTEM_CONFIG = Path("/etc/vipexsync/vipexsync.toml")
@@ -669,17 +687,7 @@ def _parse_vipex(table: _Table, ctx: _SecretContext) -> VipexConfig | None:
         error = _vipex_url_problem(url, allow_http)
         if error:
             table.problem("url", error)
-    verify_tls = table.boolean("verify_tls", True)
-    ca_bundle = table.path_value("ca_bundle", ctx.base_dir)
-    if ca_bundle is not None:
-        if not verify_tls:
-            table.problem(
-                "ca_bundle",
-                "ca_bundle is set but verify_tls = false turns verification off; "
-                "remove one of them",
-            )
-        elif not ca_bundle.is_file():
-            table.problem("ca_bundle", f"CA bundle {ca_bundle} does not exist or is not a file")
+    verify_tls, ca_bundle = _tls_settings(table, ctx)
     timeout = table.number("timeout_seconds", 15.0, positive=True)
     concurrency = table.integer("concurrency", 4, minimum=1, maximum=64)
     deadline = table.number("retry_deadline_seconds", 120.0, positive=True)
@@ -699,6 +707,22 @@ def _parse_vipex(table: _Table, ctx: _SecretContext) -> VipexConfig | None:
         retry_deadline_seconds=deadline,
         max_retry_after_seconds=max_retry_after,
     )
+
+
+def _tls_settings(table: _Table, ctx: _SecretContext) -> tuple[bool, Path | None]:
+    """``verify_tls`` and ``ca_bundle`` of a table that talks HTTPS, checked together."""
+    verify_tls = table.boolean("verify_tls", True)
+    ca_bundle = table.path_value("ca_bundle", ctx.base_dir)
+    if ca_bundle is not None:
+        if not verify_tls:
+            table.problem(
+                "ca_bundle",
+                "ca_bundle is set but verify_tls = false turns verification off; "
+                "remove one of them",
+            )
+        elif not ca_bundle.is_file():
+            table.problem("ca_bundle", f"CA bundle {ca_bundle} does not exist or is not a file")
+    return verify_tls, ca_bundle
 
 
 def _vipex_url_problem(url: str, allow_http: bool) -> str | None:
@@ -878,7 +902,7 @@ _JOB_KEYS = (
     "mapping",
 )
 _JOB_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-_SOURCE_TYPES = ("csv", "sql", "http", "vcard")
+_SOURCE_TYPES = ("csv", "sql", "http", "vcard", "carddav")
 _SOURCE_KEYS: dict[str, tuple[str, ...]] = {
     "csv": ("type", "path", "encoding", "delimiter", "key"),
     "sql": ("type", "url", "query", "key", "params"),
@@ -902,6 +926,20 @@ _SOURCE_KEYS: dict[str, tuple[str, ...]] = {
         "verify_tls",
     ),
     "vcard": ("type", "path", "key"),
+    "carddav": (
+        "type",
+        "url",
+        "key",
+        "username",
+        "password",
+        "password_file",
+        "ca_bundle",
+        "verify_tls",
+        "allow_http",
+        "timeout_seconds",
+        "batch_size",
+        "sync_collection",
+    ),
 }
 _MAPPING_KEYS = ("phone_fields", "name", "comment", "tags", "custom_fields")
 
@@ -1078,6 +1116,8 @@ def _parse_source(table: _Table, ctx: _SecretContext) -> SourceConfig | None:
         return _parse_sql(table)
     if kind == "http":
         return _parse_http(table, ctx)
+    if kind == "carddav":
+        return _parse_carddav(table, ctx)
     return _parse_vcard(table, ctx)
 
 
@@ -1198,6 +1238,62 @@ def _parse_vcard(table: _Table, ctx: _SecretContext) -> VcardSourceConfig | None
     if path is None:
         return None
     return VcardSourceConfig(path=path, key=key or "UID")
+
+
+def _parse_carddav(table: _Table, ctx: _SecretContext) -> CarddavSourceConfig | None:
+    url = table.string("url", required=True)
+    allow_http = table.boolean("allow_http", False)
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            table.problem(
+                "url",
+                "must be the address book's https:// URL, e.g. "
+                '"https://cloud.example.hu/remote.php/dav/addressbooks/users/NAME/contacts/"',
+            )
+        elif parts.username is not None or parts.password is not None:
+            table.problem(
+                "url", "must not contain a user name or password; use username and password_file"
+            )
+        elif parts.scheme.lower() == "http" and not allow_http:
+            table.problem(
+                "url",
+                "http:// would send the CardDAV password in clear text; use https://, or set "
+                "allow_http = true in this source if you really mean it (e.g. on loopback)",
+            )
+    key = table.string("key", "UID")
+    if not key.strip():
+        table.problem("key", 'must not be empty (the default is "UID")')
+    username = table.string("username") or None
+    explicit = table.has("password") or table.has("password_file")
+    password = _file_or_inline_secret(table, "password", ctx)
+    if explicit and username is None:
+        table.problem("username", "a password is set, so basic auth needs a username too")
+    if username is not None and not explicit:
+        from_env = ctx.environ.get(SOURCE_PASSWORD_ENV, "")
+        password = Secret(from_env) if from_env else None
+        if password is None:
+            table.problem(
+                "password",
+                "username is set, so the CardDAV server needs a password: password_file = "
+                f'"..." in this source, or the environment variable ${SOURCE_PASSWORD_ENV}',
+            )
+    verify_tls, ca_bundle = _tls_settings(table, ctx)
+    timeout = table.number("timeout_seconds", 30.0, positive=True)
+    batch_size = table.integer("batch_size", 100, minimum=1, maximum=1000)
+    use_sync = table.boolean("sync_collection", True)
+    return CarddavSourceConfig(
+        url=url,
+        key=key or "UID",
+        username=username,
+        password=password,
+        ca_bundle=ca_bundle,
+        verify_tls=verify_tls,
+        allow_http=allow_http,
+        timeout_seconds=timeout,
+        batch_size=batch_size,
+        sync_collection=use_sync,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -1321,7 +1417,19 @@ def _parse_mapping(table: _Table) -> MappingConfig | None:
 _FINGERPRINT_VERSION = 1
 # Source keys that say how to fetch but not what is fetched: a change to them
 # must not look like a changed mapping (which withholds deletions).
-_NOT_FINGERPRINTED = frozenset({"bearer_token", "password", "timeout_seconds", "verify_tls"})
+_NOT_FINGERPRINTED = frozenset(
+    {
+        "bearer_token",
+        "password",
+        "timeout_seconds",
+        "verify_tls",
+        # carddav: how the cards are fetched, not which
+        "ca_bundle",
+        "allow_http",
+        "batch_size",
+        "sync_collection",
+    }
+)
 
 
 def _source_settings(source: SourceConfig) -> dict[str, Any]:
