@@ -105,10 +105,6 @@ def job_files(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
-RADICALE_USER = "alice"
-RADICALE_PASSWORD = "Jelszó-ű-7731"  # not latin-1: basic auth must go out as UTF-8
-
-
 @pytest.fixture(scope="module")
 def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A real Radicale CardDAV server (subprocess, free loopback port, htpasswd auth).
@@ -119,14 +115,12 @@ def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """
     import contextlib
 
-    from radicale_server import RadicaleUnavailable, start_radicale
+    from radicale_server import PASSWORD, USER, RadicaleUnavailable, start_radicale
 
     with contextlib.ExitStack() as stack:
         try:
             server = stack.enter_context(
-                start_radicale(
-                    tmp_path_factory.mktemp("radicale"), RADICALE_USER, RADICALE_PASSWORD
-                )
+                start_radicale(tmp_path_factory.mktemp("radicale"), USER, PASSWORD)
             )
         except RadicaleUnavailable as exc:
             pytest.skip(f"Radicale cannot start here: {exc}")

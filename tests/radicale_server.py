@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 START_SECONDS = 30.0
+USER = "alice"  # the user of the `radicale` fixture's server
+PASSWORD = "Jelszó-ű-7731"  # not latin-1: basic auth must go out as UTF-8
 
 MKCOL_ADDRESSBOOK = (
     b'<?xml version="1.0" encoding="utf-8"?>'
