@@ -28,6 +28,8 @@ import requests
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
+    from vipexsync.emulator.server import RunningEmulator
+
 START_SECONDS = 30.0
 USER = "alice"  # the user of the `radicale` fixture's server
 PASSWORD = "Jelszó-ű-7731"  # not latin-1: basic auth must go out as UTF-8
@@ -230,3 +232,74 @@ def forwarding_proxy(target: str, corrupt: Corruption) -> WSGIApplication:
         return [content]
 
     return app
+
+
+def vcard(uid: str, name: str, *numbers: str) -> str:
+    """A plain vCard 3.0 with these cell numbers."""
+    tels = "".join(f"TEL;TYPE=CELL:{n}\r\n" for n in numbers)
+    head = f"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:{name}\r\nN:{name};;;;\r\n"
+    return f"{head}{tels}UID:{uid}\r\nEND:VCARD\r\n"
+
+
+def write_job_config(
+    folder: Path,
+    vipex: RunningEmulator,
+    book: str,
+    *,
+    dav_password: str | None = PASSWORD,
+    vipex_id: str = "1643897",
+) -> Path:
+    """vipexsync.toml with one job reading ``book`` (carddav) into the emulator.
+
+    ``dav_password`` goes to a password_file; None leaves it to
+    $VIPEXSYNC_SOURCE_PASSWORD.
+    """
+    secret = folder / "vipex-password"
+    secret.write_text(f"{vipex.password}\n", encoding="utf-8")
+    secret.chmod(0o600)
+    password_line = ""
+    if dav_password is not None:
+        dav_secret = folder / "carddav-password"
+        dav_secret.write_text(f"{dav_password}\n", encoding="utf-8")
+        dav_secret.chmod(0o600)
+        password_line = 'password_file = "carddav-password"'
+    config = folder / "vipexsync.toml"
+    config.write_text(
+        f"""\
+[vipex]
+url = "{vipex.url}"
+username = "{vipex.username}"
+password_file = "vipex-password"
+allow_http = true
+timeout_seconds = 5
+retry_deadline_seconds = 5
+
+[database]
+url = "sqlite:///{folder / "mirror.sqlite3"}"
+
+[metrics]
+listen = ""
+
+[[jobs]]
+name = "dav"
+vipex_id = "{vipex_id}"
+full_resync_cron = ""
+max_delete_ratio = 1.0
+
+[jobs.source]
+type = "carddav"
+url = "{book}"
+username = "{USER}"
+{password_line}
+allow_http = true
+batch_size = 2
+timeout_seconds = 5
+
+[jobs.mapping]
+phone_fields = ["tel1", "tel2"]
+name = "{{fn}}"
+""",
+        encoding="utf-8",
+    )
+    config.chmod(0o600)
+    return config

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from radicale_server import PASSWORD as RADICALE_PASSWORD
-from radicale_server import RunningRadicale, forwarding_proxy
+from radicale_server import RunningRadicale, forwarding_proxy, vcard, write_job_config
 from support import serve, serve_empty_vipex
 from vipexsync.config import load_config
 from vipexsync.emulator.server import RunningEmulator
@@ -25,60 +25,6 @@ from vipexsync.sync.report import Outcome, RunReport
 from vipexsync.sync.runner import RunOptions
 
 VIPEX_ID = "1643897"
-
-
-def card(uid: str, name: str, *numbers: str) -> str:
-    tels = "".join(f"TEL;TYPE=CELL:{n}\r\n" for n in numbers)
-    head = f"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:{name}\r\nN:{name};;;;\r\n"
-    return f"{head}{tels}UID:{uid}\r\nEND:VCARD\r\n"
-
-
-def write_config(folder: Path, vipex: RunningEmulator, book: str) -> Path:
-    secret = folder / "vipex-password"
-    secret.write_text(f"{vipex.password}\n", encoding="utf-8")
-    dav_secret = folder / "carddav-password"
-    dav_secret.write_text(f"{RADICALE_PASSWORD}\n", encoding="utf-8")
-    for path in (secret, dav_secret):
-        path.chmod(0o600)
-    config = folder / "vipexsync.toml"
-    config.write_text(
-        f"""\
-[vipex]
-url = "{vipex.url}"
-username = "{vipex.username}"
-password_file = "vipex-password"
-allow_http = true
-timeout_seconds = 5
-retry_deadline_seconds = 5
-
-[database]
-url = "sqlite:///{folder / "mirror.sqlite3"}"
-
-[metrics]
-listen = ""
-
-[[jobs]]
-name = "dav"
-vipex_id = "{VIPEX_ID}"
-full_resync_cron = ""
-max_delete_ratio = 1.0
-
-[jobs.source]
-type = "carddav"
-url = "{book}"
-username = "alice"
-password_file = "carddav-password"
-allow_http = true
-batch_size = 2
-timeout_seconds = 5
-
-[jobs.mapping]
-phone_fields = ["tel1", "tel2"]
-name = "{{fn}}"
-""",
-        encoding="utf-8",
-    )
-    return config
 
 
 class Breakage:
@@ -110,15 +56,15 @@ def run(runtime: Runtime, mode: Mode) -> RunReport:
 
 def test_radicale_address_book_synced_end_to_end(radicale: RunningRadicale, tmp_path: Path) -> None:
     book = radicale.make_book()
-    radicale.put(book, "a.vcf", card("a", "Alfa Anna", "+36 30 111 1111", "+36 1 111 2222"))
-    radicale.put(book, "b.vcf", card("b", "Béta Béla", "+36 30 222 2222"))
-    radicale.put(book, "c.vcf", card("c", "Céh Kft.", "+36 1 333 3333"))
+    radicale.put(book, "a.vcf", vcard("a", "Alfa Anna", "+36 30 111 1111", "+36 1 111 2222"))
+    radicale.put(book, "b.vcf", vcard("b", "Béta Béla", "+36 30 222 2222"))
+    radicale.put(book, "c.vcf", vcard("c", "Céh Kft.", "+36 1 333 3333"))
     breakage = Breakage()
     with ExitStack() as stack:
         vipex = stack.enter_context(serve_empty_vipex(VIPEX_ID))
         proxy = stack.enter_context(serve(forwarding_proxy(radicale.url, breakage)))
         dav = proxy + book.removeprefix(radicale.url)
-        config = load_config(write_config(tmp_path, vipex, dav))
+        config = load_config(write_job_config(tmp_path, vipex, dav))
         runtime = stack.enter_context(Runtime(config))
 
         first = run(runtime, Mode.FULL)
@@ -134,8 +80,8 @@ def test_radicale_address_book_synced_end_to_end(radicale: RunningRadicale, tmp_
 
         # A card added, one changed, one deleted: an incremental run in the
         # same process reads only the changes and applies them.
-        radicale.put(book, "d.vcf", card("d", "Delta Dóra", "+36 30 444 4444"))
-        radicale.put(book, "b.vcf", card("b", "Béta Béla", "+36 30 222 9999"))
+        radicale.put(book, "d.vcf", vcard("d", "Delta Dóra", "+36 30 444 4444"))
+        radicale.put(book, "b.vcf", vcard("b", "Béta Béla", "+36 30 222 9999"))
         radicale.delete(book, "c.vcf")
         second = run(runtime, Mode.INCREMENTAL)
         assert second.outcome is Outcome.SUCCESS, second.error
@@ -147,7 +93,7 @@ def test_radicale_address_book_synced_end_to_end(radicale: RunningRadicale, tmp_
         # The read is cut short half-way: the run fails and deletes nothing,
         # although a card is gone from the address book.
         radicale.delete(book, "a.vcf")
-        radicale.put(book, "e.vcf", card("e", "Epszilon Emil", "+36 30 555 5555"))
+        radicale.put(book, "e.vcf", vcard("e", "Epszilon Emil", "+36 30 555 5555"))
         breakage.cut_multiget = True
         broken = run(runtime, Mode.INCREMENTAL)
         assert broken.outcome is Outcome.FAILURE
@@ -165,12 +111,12 @@ def test_radicale_address_book_synced_end_to_end(radicale: RunningRadicale, tmp_
 
 def test_a_server_that_went_away_deletes_nothing(radicale: RunningRadicale, tmp_path: Path) -> None:
     book = radicale.make_book()
-    radicale.put(book, "a.vcf", card("a", "Alfa Anna", "+36 30 111 1111"))
-    radicale.put(book, "b.vcf", card("b", "Béta Béla", "+36 30 222 2222"))
+    radicale.put(book, "a.vcf", vcard("a", "Alfa Anna", "+36 30 111 1111"))
+    radicale.put(book, "b.vcf", vcard("b", "Béta Béla", "+36 30 222 2222"))
     with serve_empty_vipex(VIPEX_ID) as vipex:
         with serve(forwarding_proxy(radicale.url, Breakage())) as proxy:
             dav = proxy + book.removeprefix(radicale.url)
-            config = load_config(write_config(tmp_path, vipex, dav))
+            config = load_config(write_job_config(tmp_path, vipex, dav))
             with Runtime(config) as runtime:
                 assert run(runtime, Mode.FULL).outcome is Outcome.SUCCESS
         synced = numbers(vipex)
