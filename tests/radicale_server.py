@@ -190,12 +190,15 @@ def start_radicale(folder: Path, username: str, password: str) -> Iterator[Runni
 Corruption = Callable[[str, bytes, int, bytes], tuple[int, bytes]]
 
 
-def forwarding_proxy(target: str, corrupt: Corruption) -> WSGIApplication:
+def forwarding_proxy(
+    target: str, corrupt: Corruption, rewrite: Callable[[bytes], bytes] | None = None
+) -> WSGIApplication:
     """A WSGI app that forwards every request to ``target`` (a server's base URL).
 
     ``corrupt(method, request_body, status, answer_body)`` may change the
     answer before it goes back: a truncated body, a removed element, another
-    status. Served with ``support.serve``, it stands between the client under
+    status; ``rewrite(request_body)`` may change what the server is asked.
+    Served with ``support.serve``, it stands between the client under
     test and a real server, as a broken proxy or a failing server would.
     """
 
@@ -215,7 +218,7 @@ def forwarding_proxy(target: str, corrupt: Corruption) -> WSGIApplication:
         answer = requests.request(
             environ["REQUEST_METHOD"],
             target.rstrip("/") + urllib.parse.quote(path),
-            data=body,
+            data=rewrite(body) if rewrite is not None else body,
             headers=headers,
             timeout=30,
             allow_redirects=False,

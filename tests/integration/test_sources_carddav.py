@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import shutil
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -394,4 +395,65 @@ def test_a_redirect_is_refused_and_named(radicale: RunningRadicale, book: str) -
     with serve(forwarding_proxy(radicale.url, moved)) as proxy:
         url = proxy + book.removeprefix(radicale.url)
         with pytest.raises(SourceError, match=r"redirected the PROPFIND .*\(HTTP 301\)"):
+            list(source(radicale, url).read())
+
+
+class PagingSync:
+    """Makes Radicale's sync-collection answer look paged (RFC 6578 section 3.6).
+
+    The first answer to an empty token holds the first ``first`` members, a
+    507 for the collection and a token of the proxy's own. Asked again with
+    that token, the proxy asks Radicale afresh (an empty token) and returns
+    the remaining members with Radicale's real token. ``stuck`` answers with
+    the proxy's token and a 507 for ever instead.
+    """
+
+    TOKEN = b"http://proxy.invalid/page-2"
+    _TOKEN_ELEMENT = rb"<(\w+:)?sync-token>(.*?)</(\w+:)?sync-token>"
+
+    def __init__(self, book: str, first: int, *, stuck: bool = False) -> None:
+        self.collection = urllib.parse.urlsplit(book).path.encode()
+        self.first = first
+        self.stuck = stuck
+        self.asked: list[bytes] = []
+
+    def request(self, body: bytes) -> bytes:
+        if b"sync-collection" not in body:
+            return body
+        token = re.search(self._TOKEN_ELEMENT, body)
+        self.asked.append(token.group(2) if token else b"")
+        return body.replace(self.TOKEN, b"")
+
+    def __call__(self, method: str, request: bytes, status: int, body: bytes) -> tuple[int, bytes]:
+        if b"sync-collection" not in request:
+            return status, body
+        members = re.findall(rb"<response>.*?</response>", body, flags=re.S)
+        head = body.partition(b"<response>")[0].removesuffix(b"</multistatus>")
+        if self.asked[-1] == b"" or self.stuck:
+            truncated = b"<response><href>" + self.collection + b"</href>"
+            truncated += b"<status>HTTP/1.1 507 Insufficient Storage</status></response>"
+            own = b"<sync-token>" + self.TOKEN + b"</sync-token>"
+            head = re.sub(rb"<sync-token>.*?</sync-token>", own, head)
+            page = b"".join(members[: self.first]) + truncated
+        else:
+            page = b"".join(members[self.first :])
+        return status, head + page + b"</multistatus>"
+
+
+def test_a_paged_sync_answer_is_followed_to_its_end(radicale: RunningRadicale, book: str) -> None:
+    paging = PagingSync(book, first=1)
+    with serve(forwarding_proxy(radicale.url, paging, paging.request)) as proxy:
+        url = proxy + book.removeprefix(radicale.url)
+        reader = source(radicale, url)
+        records = list(reader.read())
+    assert len(records) == 4
+    assert paging.asked == [b"", PagingSync.TOKEN]
+    assert reader.requests["sync-collection REPORT"] == 2
+
+
+def test_a_sync_that_never_ends_fails_the_read(radicale: RunningRadicale, book: str) -> None:
+    paging = PagingSync(book, first=1, stuck=True)
+    with serve(forwarding_proxy(radicale.url, paging, paging.request)) as proxy:
+        url = proxy + book.removeprefix(radicale.url)
+        with pytest.raises(SourceError, match="returned the same sync-token again"):
             list(source(radicale, url).read())
