@@ -94,6 +94,24 @@ def build_parser() -> argparse.ArgumentParser:
     emu.add_argument("--page-shift", type=int, default=0, help="entries added between pages")
     emu.add_argument("--seed", type=int, default=None, help="seed for the fault choices")
 
+    from vipexsync.config import SOURCE_TYPES
+
+    init = sub.add_parser("init", help="write a commented starter configuration")
+    init.add_argument(
+        "--source",
+        choices=tuple(SOURCE_TYPES),
+        default=next(iter(SOURCE_TYPES)),
+        help="the CRM source type the starter's job reads (default: %(default)s)",
+    )
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    init.add_argument(
+        "path",
+        nargs="?",
+        type=Path,
+        metavar="PATH",
+        help="where to write it (default: --config if given, else ./vipexsync.toml)",
+    )
+
     demo = sub.add_parser("demo", help="the embedded default: emulator + sample CRM, two runs")
     demo.add_argument("--keep", action="store_true", help="keep the temporary folder")
     return parser
@@ -155,6 +173,8 @@ def _dispatch(command: str, args: argparse.Namespace) -> int:
         from vipexsync.demo import run_demo
 
         return run_demo(keep=args.keep)
+    if command == "init":
+        return _init(args)
     config = _load(args)
     if command == "sync":
         return _sync(config, args)
@@ -177,6 +197,20 @@ def _dispatch(command: str, args: argparse.Namespace) -> int:
     if command == "api":
         return _api(config, args)
     raise UsageError(f"unknown command {command!r}")
+
+
+def _init(args: argparse.Namespace) -> int:
+    from vipexsync.config import LOCAL_CONFIG
+    from vipexsync.config_render import write_starter
+
+    path = args.path or args.config or LOCAL_CONFIG
+    write_starter(path, args.source, force=args.force)
+    config_option = "" if path == LOCAL_CONFIG else f" --config {path}"
+    print(
+        f"wrote a starter configuration ({args.source} source) to {path}; fill in the values "
+        f"marked Required, then run `vipexsync{config_option} check`"
+    )
+    return EXIT_OK
 
 
 def _load(args: argparse.Namespace) -> Config:

@@ -162,7 +162,9 @@ def test_awkward_cards_read_from_radicale(
     assert company["tel_work"] == "+36 1 777 8888"
     adam = records["urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6"].fields
     assert adam["tel_work"] == "+36-1-999-6001"
-    assert records["company-0001"].locator.endswith("/company.vcf")
+    assert "/company.vcf card 1 (line 1, 'Űrhajó Szerviz Bt.')" in records["company-0001"].locator
+    # Every voice number, the grouped one included (the default phone field).
+    assert eva["tel_voice"].splitlines() == ["+36 30 123 4567", "+36 1 999 6000"]
 
     # Which protocol path ran: the listing, then two multiget batches of <= 3.
     listing = "sync-collection REPORT" if sync_collection else "PROPFIND listing"
@@ -191,6 +193,11 @@ def test_a_card_without_the_key_property_is_keyed_by_its_href(
     path = book.split("127.0.0.1", 1)[1].split("/", 1)[1]
     assert f"href:/{path}company.vcf" in keys
     assert len(keys) == 5
+    rules = {r.key: r.key_rule for r in records}
+    assert "path on the server" not in rules["crm-42"]  # the configured key
+    assert (
+        rules[f"href:/{path}company.vcf"] == "the card's path on the server (card has no X-CRM-ID)"
+    )
 
 
 @pytest.mark.parametrize("sync_collection", [True, False], ids=["sync-collection", "propfind"])
@@ -272,7 +279,7 @@ def test_a_card_deleted_mid_read_fails_the_read(radicale: RunningRadicale, book:
     reader = source(radicale, book, batch_size=1, sync_collection=False)
     records = reader.read()
     first = next(records)
-    assert first.locator.endswith("/adam.vcf")
+    assert "/adam.vcf card 1" in first.locator
     radicale.delete(book, "outlook.vcf")
     with pytest.raises(SourceError, match=r"HTTP 404 for .*outlook\.vcf"):
         list(records)

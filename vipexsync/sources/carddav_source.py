@@ -40,34 +40,41 @@ How a read works and what stops it:
   card without data, XML that is malformed or cut short, a connection lost
   mid-answer. Connection failures, timeouts, 429 and 5xx are retried first.
 
-Cards are parsed by the vCard source's parser, with the same fields (``fn``,
-``n``, ``org``, ``tel1``...; see :mod:`vipexsync.sources.vcard_source`).
+Cards are parsed by :func:`vipexsync.sources.vcard.parse_vcards`, with the
+vCard source's fields (``fn``, ``n``, ``org``, ``tel_voice``, ``tel1``...; see
+:mod:`vipexsync.sources.vcard_source`) and mapping defaults. The text comes
+decoded from the XML, so a ``CHARSET`` parameter applies only to
+quoted-printable values (Radicale keeps ``CHARSET=windows-1250`` on values it
+serves in UTF-8). Each card's locator is its path on the server.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
-from collections import Counter
 import urllib.parse
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import requests
 import tenacity
 
-from vipexsync.config import CarddavSourceConfig, VcardSourceConfig
+from vipexsync.config import CarddavSourceConfig
 from vipexsync.errors import SourceError
 from vipexsync.sources import carddav_xml as dav
 from vipexsync.sources.base import SourceRecord
-from vipexsync.sources.vcard_source import VcardSource
+from vipexsync.sources.vcard import VcardSyntaxError, parse_vcards
+from vipexsync.sources.vcard_source import card_record
 
 log = logging.getLogger(__name__)
 
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _BAD_TOKEN_STATUSES = frozenset({403, 409, 410})
 MAX_SYNC_ROUNDS = 10_000  # truncated sync-collection answers followed, at most
+#: The key rule named in reports for cards without the key property.
+HREF_RULE = "the card's path on the server (card has no {key})"
 
 
 class _RetryableFailure(Exception):
@@ -498,28 +505,20 @@ class CarddavSource:
             _STATES[self._state_key] = BookState(sync_token=token, cards=cards)
 
     def _records(self, path: str, card: StoredCard) -> Iterator[SourceRecord]:
-        label = path
-        parsed = parse_cards(card.data, label, self._cfg.key, self.description)
-        for index, (key, fields) in enumerate(parsed, start=1):
-            fallback = f"href:{path}" if len(parsed) == 1 else f"href:{path}#{index}"
-            yield SourceRecord(
-                key=key or fallback,
-                fields=fields,
-                locator=f"{path}" if len(parsed) == 1 else f"{path} card {index}",
+        try:
+            parsed = list(
+                parse_vcards(
+                    card.data.encode("utf-8"), origin=path, key=self._cfg.key, decoded=True
+                )
             )
-
-
-def parse_cards(
-    text: str, label: str, key: str, description: str
-) -> list[tuple[str, dict[str, str]]]:
-    """(key, fields) of each card in one resource, by the vCard source's parser."""
-    parser = VcardSource(VcardSourceConfig(path=Path(label), key=key))
-    parser.description = description
-    result: list[tuple[str, dict[str, str]]] = []
-    for card in parser._cards(text, label):  # until the shared parse lands
-        fields = parser._fields(card, label)
-        wanted = key.lower()
-        result.append((next((v for k, v in fields.items() if k.lower() == wanted), ""), fields))
-    if not result:
-        raise SourceError(f"{description}: {label} holds no vCard; check the card on the server")
-    return result
+        except VcardSyntaxError as exc:
+            raise self._error(f"{path}: {exc}", "check the card on the server") from None
+        for one in parsed:
+            if one.key_rule in ("", self._cfg.key.upper()):  # the configured key
+                yield card_record(one, path)
+                continue
+            # No key property: the card's path on the server is a better key than
+            # a digest of its contents, as it stays when the name or numbers change.
+            suffix = "" if len(parsed) == 1 else f"#{one.index}"
+            record = card_record(one, path, key=f"href:{path}{suffix}")
+            yield dataclasses.replace(record, key_rule=HREF_RULE.format(key=self._cfg.key.upper()))
