@@ -10,7 +10,6 @@ from vipexsync.sources.carddav_source import (
     member_path,
     plan_from_changes,
     plan_from_listing,
-    safe_url,
 )
 from vipexsync.sources.vcard import parse_vcards
 
@@ -151,12 +150,6 @@ def test_plan_from_changes() -> None:
     plan = plan_from_changes(previous, changed, frozenset({"/c", "/x"}))
     assert sorted(plan.kept) == ["/a"]  # reported, but its etag is the one kept
     assert plan.fetch == (("/b", "b"), ("/d", "d"))
-
-
-def test_safe_url_drops_userinfo_and_query() -> None:
-    assert safe_url("https://u:pw@dav.example.hu:8443/a/b/?token=x#f") == (
-        "https://dav.example.hu:8443/a/b/"
-    )
 
 
 def test_decoded_cards_honour_charset_only_for_quoted_printable() -> None:

@@ -61,7 +61,7 @@ from dataclasses import dataclass
 import requests
 import tenacity
 
-from vipexsync.config import CarddavSourceConfig
+from vipexsync.config import CarddavSourceConfig, redact_url_query
 from vipexsync.errors import SourceError
 from vipexsync.sources import carddav_xml as dav
 from vipexsync.sources.base import SourceRecord
@@ -124,23 +124,27 @@ class FetchPlan:
     fetch: tuple[tuple[str, str], ...]  # (path, href as the server wrote it), in path order
 
 
-def plan_from_listing(
-    previous: Mapping[str, StoredCard], listing: Mapping[str, tuple[str, str]]
-) -> FetchPlan:
-    """A complete listing (path -> (href, etag)): keep unchanged cards, fetch the rest.
-
-    A card is kept only when both etags are known and equal; members no longer
-    listed are dropped.
-    """
+def _keep_or_fetch(
+    previous: Mapping[str, StoredCard], members: Mapping[str, tuple[str, str]]
+) -> tuple[dict[str, StoredCard], list[tuple[str, str]]]:
+    """Keep a member's previous card when both etags are known and equal; else fetch it."""
     kept: dict[str, StoredCard] = {}
     fetch: list[tuple[str, str]] = []
-    for path in sorted(listing):
-        href, etag = listing[path]
+    for path in sorted(members):
+        href, etag = members[path]
         old = previous.get(path)
         if old is not None and etag and old.etag == etag:
             kept[path] = old
         else:
             fetch.append((path, href))
+    return kept, fetch
+
+
+def plan_from_listing(
+    previous: Mapping[str, StoredCard], listing: Mapping[str, tuple[str, str]]
+) -> FetchPlan:
+    """A complete listing (path -> (href, etag)); members no longer listed are dropped."""
+    kept, fetch = _keep_or_fetch(previous, listing)
     return FetchPlan(kept, tuple(fetch))
 
 
@@ -151,28 +155,9 @@ def plan_from_changes(
 ) -> FetchPlan:
     """A sync-collection delta applied to the previous cards."""
     kept = {p: c for p, c in previous.items() if p not in removed and p not in changed}
-    fetch: list[tuple[str, str]] = []
-    for path in sorted(changed):
-        href, etag = changed[path]
-        old = previous.get(path)
-        if old is not None and etag and old.etag == etag:
-            kept[path] = old
-        else:
-            fetch.append((path, href))
+    reported, fetch = _keep_or_fetch(previous, changed)
+    kept.update(reported)
     return FetchPlan(kept, tuple(fetch))
-
-
-def safe_url(url: str) -> str:
-    """The URL without userinfo, query or fragment, for messages."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        netloc = f"{host}:{parts.port}" if parts.port else host
-    except ValueError:
-        return "(unparseable URL)"
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 # -- state kept between reads in this process -------------------------------------
@@ -207,7 +192,7 @@ class CarddavSource:
         self._backoff = backoff_seconds
         self._url = cfg.url if cfg.url.endswith("/") else cfg.url + "/"
         self._collection = member_path(self._url, self._url)
-        self.description = f"carddav address book {safe_url(self._url)}"
+        self.description = f"carddav address book {redact_url_query(self._url)}"
         self._state_key = (self._url, cfg.username or "")
         # What the last read cost: requests by kind, and cards downloaded.
         self.requests: Counter[str] = Counter()
@@ -319,7 +304,9 @@ class CarddavSource:
             )
         if 300 <= status < 400:
             target = response.headers.get("Location", "")
-            where = f" to {safe_url(urllib.parse.urljoin(self._url, target))}" if target else ""
+            where = (
+                f" to {redact_url_query(urllib.parse.urljoin(self._url, target))}" if target else ""
+            )
             return self._error(
                 f"the server redirected the {what}{where} (HTTP {status})",
                 "set the source's `url` to the address book's own URL (redirects are not "
