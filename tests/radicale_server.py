@@ -297,10 +297,7 @@ username = "{USER}"
 allow_http = true
 batch_size = 2
 timeout_seconds = 5
-
-[jobs.mapping]
-phone_fields = ["tel1", "tel2"]
-name = "{{fn}}"
+# no [jobs.mapping]: every voice number, named by FN (the vCard defaults)
 """,
         encoding="utf-8",
     )

@@ -150,3 +150,11 @@ def test_transport_settings_do_not_change_the_fingerprint(tmp_path: Path) -> Non
         assert mapping_fingerprint(dataclasses.replace(job, source=different)) != (
             mapping_fingerprint(job)
         )
+
+
+def test_a_carddav_job_may_leave_out_the_mapping(tmp_path: Path) -> None:
+    data = with_source()
+    del data["jobs"][0]["mapping"]
+    mapping = parse(data, tmp_path).jobs[0].mapping
+    assert mapping.phone_fields == ("tel_voice",)
+    assert mapping.name == "{fn|n|org}"

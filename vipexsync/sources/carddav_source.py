@@ -42,7 +42,7 @@ How a read works and what stops it:
 
 Cards are parsed by :func:`vipexsync.sources.vcard.parse_vcards`, with the
 vCard source's fields (``fn``, ``n``, ``org``, ``tel_voice``, ``tel1``...; see
-:mod:`vipexsync.sources.vcard_source`). The text comes
+:mod:`vipexsync.sources.vcard_source`) and mapping defaults. The text comes
 decoded from the XML, so a ``CHARSET`` parameter applies only to
 quoted-printable values (Radicale keeps ``CHARSET=windows-1250`` on values it
 serves in UTF-8). Each card's locator is its path on the server.
