@@ -33,6 +33,7 @@ from typing import Any, Literal, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from vipexsync.errors import ConfigError
+from vipexsync.semantics import STATED_CHOICES, StatedSemantics
 
 DeletePolicy = Literal["owned", "all", "never"]
 
@@ -62,6 +63,10 @@ class VipexConfig:
     allow_http: bool = False
     retry_deadline_seconds: float = 120.0  # total time the retry layer may spend on one call
     max_retry_after_seconds: float = 60.0  # a longer Retry-After is capped to this
+    # What set_phonebook_entry does with an omitted field: "probe" follows what
+    # `vipexsync probe` recorded; keep_omitted / clear_omitted state it.
+    write_semantics: StatedSemantics = "probe"
+    probe_number: str = ""  # the reserved test number of `vipexsync probe`; "" = the default
 
 
 @dataclass(frozen=True, slots=True)
@@ -657,6 +662,8 @@ _VIPEX_KEYS = (
     "allow_http",
     "retry_deadline_seconds",
     "max_retry_after_seconds",
+    "write_semantics",
+    "probe_number",
 )
 
 
@@ -684,6 +691,14 @@ def _parse_vipex(table: _Table, ctx: _SecretContext) -> VipexConfig | None:
     concurrency = table.integer("concurrency", 4, minimum=1, maximum=64)
     deadline = table.number("retry_deadline_seconds", 120.0, positive=True)
     max_retry_after = table.number("max_retry_after_seconds", 60.0, positive=True)
+    write_semantics = table.choice("write_semantics", "probe", STATED_CHOICES)
+    probe_number = table.string("probe_number", "")
+    if probe_number and re.fullmatch(r"[1-9][0-9]{7,14}", probe_number) is None:
+        table.problem(
+            "probe_number",
+            "the probe number must be in VIPeX's form: international digits without '+' or "
+            "leading zeros, 8 to 15 of them (e.g. 447700900999)",
+        )
     password = _vipex_password(table, ctx)
     if password is None:
         return None
@@ -698,6 +713,8 @@ def _parse_vipex(table: _Table, ctx: _SecretContext) -> VipexConfig | None:
         allow_http=allow_http,
         retry_deadline_seconds=deadline,
         max_retry_after_seconds=max_retry_after,
+        write_semantics=cast(StatedSemantics, write_semantics),
+        probe_number=probe_number,
     )
 
 
