@@ -46,8 +46,10 @@ CREATE_NAME = "vipexsync probe (safe to delete)"
 UPDATED_NAME = "vipexsync probe, updated"
 PROBE_COMMENT = "written by vipexsync probe; it deletes this entry itself"
 PROBE_TAG = "vipexsync-probe"
-PADDED_NAME = "  vipexsync probe padded  "
-NON_NFC_NAME = "vipexsync probe Jose\u0301"  # "José" with a combining accent (NFD)
+# Short, so that a service that also cuts names does not hide its trimming or
+# normalising behind the cut.
+PADDED_NAME = "  probe  "
+NON_NFC_NAME = "Jose\u0301"  # "José" with a combining accent (NFD)
 LONG_NAME = "vipexsync probe " + "x" * 300
 
 

@@ -98,7 +98,7 @@ def effective_semantics(stated: StatedSemantics, findings: ProbeFindings | None)
     NFC, truncation) come only from a probe, since an operator cannot know them.
     Without either, the omission rule is UNKNOWN and writes behave as before.
     """
-    learned = findings.semantics if findings is not None else WriteSemantics()
+    learned = findings.semantics if findings is not None else UNVERIFIED
     if stated == "keep_omitted":
         return WriteSemantics(Omission.KEEP, learned.trims, learned.nfc, learned.max_name_length)
     if stated == "clear_omitted":
@@ -152,3 +152,33 @@ def normal_desired(
             changed = True
         result[number] = want
     return result if changed else desired
+
+
+def semantics_report(stated: StatedSemantics, findings: ProbeFindings | None) -> dict[str, object]:
+    """What ``status`` and ``check`` show: the semantics a run follows, and where from."""
+    followed = effective_semantics(stated, findings)
+    if stated != "probe":
+        origin = f"stated ([vipex] write_semantics = {stated!r})"
+    elif findings is not None:
+        origin = "probed"
+    else:
+        origin = "unverified"
+    return {
+        "origin": origin,
+        "verified": followed.omitted is not Omission.UNKNOWN,
+        "summary": followed.describe(),
+        "omitted": followed.omitted.value,
+        "trims": followed.trims,
+        "nfc": followed.nfc,
+        "max_name_length": followed.max_name_length,
+        "probed_at": findings.probed_at.isoformat(timespec="seconds") if findings else None,
+        "probe_number": findings.phonenumber if findings else None,
+        "not_found_answer": findings.not_found_answer if findings else None,
+    }
+
+
+UNVERIFIED_WARNING = (
+    "UNVERIFIED. Whether VIPeX keeps or clears a field a write leaves out is unknown; if "
+    "it clears them, every update wipes the custom fields the mapping does not manage. "
+    "Run `vipexsync probe` once, or state [vipex] write_semantics"
+)
