@@ -29,7 +29,8 @@ from datetime import UTC, datetime
 import phonenumbers
 
 from vipexsync.config import Config
-from vipexsync.errors import ApiError, ApiResultError, ProbeError, UsageError
+from vipexsync.errors import ApiError, ApiResultError, LockHeldError, ProbeError, UsageError
+from vipexsync.locks import job_lock
 from vipexsync.mirror.database import create_engine_for, ensure_schema, make_session_factory
 from vipexsync.mirror.findings import save_findings
 from vipexsync.semantics import Omission, ProbeFindings, WriteSemantics
@@ -358,10 +359,18 @@ def probe_command(config: Config, job_name: str | None, number: str | None) -> P
         f"({origin}); the entry is created, changed and deleted."
     )
     engine = create_engine_for(config.database.url)
+    # Holding the job's lock keeps the job's own runs from meeting the test
+    # entry (a full resync with delete = "all" would delete it mid-probe).
+    lock = job_lock(config.database.url, job.name)
     try:
         ensure_schema(engine, auto_upgrade=config.database.auto_upgrade)
-        with VipexClient.from_config(config.vipex) as client:
-            findings, result = run_probe(client, job.vipex_id, checked)
+        if not lock.acquire():
+            raise LockHeldError(job.name, lock.where)
+        try:
+            with VipexClient.from_config(config.vipex) as client:
+                findings, result = run_probe(client, job.vipex_id, checked)
+        finally:
+            lock.release()
         with make_session_factory(engine)() as session:
             save_findings(session, findings)
             session.commit()

@@ -130,3 +130,19 @@ def test_emulator_command_line_semantics(
         emulator.terminate()
         _, err = emulator.communicate(timeout=30)
     assert expected.split(",")[0].replace("omitted fields: ", "omitted fields ") in err
+
+
+def test_probe_skips_a_job_held_by_another_process(vipex: RunningEmulator, job_files: Any) -> None:
+    from vipexsync.config import load_config
+    from vipexsync.locks import job_lock
+
+    config = job_files(vipex, [crm_row(1, "+36 1 3000001")])
+    held = job_lock(load_config(config).database.url, "crm")
+    assert held.acquire()
+    try:
+        result = cli(config, "probe")
+    finally:
+        held.release()
+    assert result.returncode == 4
+    assert "being run by another process" in result.stderr
+    assert vipex.app.request_counts() == {}  # it touched nothing
