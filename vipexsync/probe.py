@@ -221,8 +221,9 @@ class _Recorder:
     def read(self, what: str) -> PhonebookEntry:
         entry = self.client.get_phonebook_entry(self.vipex_id, self.number)
         fields = {o.field_id: o.field_value for o in entry.custom_field_options}
+        name = entry.name if len(entry.name) <= 60 else f"{entry.name[:40]}... ({len(entry.name)})"
         self.note(
-            f"read back after {what}: name={entry.name!r} tags={list(entry.tags)!r} "
+            f"read back after {what}: name={name!r} tags={list(entry.tags)!r} "
             f"comment={entry.comment!r} custom fields={fields!r}"
         )
         return entry
