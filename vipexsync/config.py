@@ -149,6 +149,7 @@ class HttpSourceConfig:
 class VcardSourceConfig:
     path: Path  # a .vcf file or a folder of them
     key: str = "UID"
+    encoding: str = "utf-8"  # for values that declare no CHARSET
     type: Literal["vcard"] = "vcard"
 
 
@@ -918,7 +919,7 @@ _SOURCE_KEYS: dict[str, tuple[str, ...]] = {
         "timeout_seconds",
         "verify_tls",
     ),
-    "vcard": ("type", "path", "key"),
+    "vcard": ("type", "path", "key", "encoding"),
 }
 _MAPPING_KEYS = ("phone_fields", "name", "comment", "tags", "custom_fields")
 
@@ -1098,10 +1099,8 @@ def _parse_source(table: _Table, ctx: _SecretContext) -> SourceConfig | None:
     return _parse_vcard(table, ctx)
 
 
-def _parse_csv(table: _Table, ctx: _SecretContext) -> CsvSourceConfig | None:
-    path = table.path_value("path", ctx.base_dir, required=True)
-    key = table.string("key", required=True)
-    encoding = table.string("encoding", "utf-8")
+def _encoding(table: _Table, default: str) -> str:
+    encoding = table.string("encoding", default)
     try:
         codecs.lookup(encoding)
     except LookupError:
@@ -1110,6 +1109,13 @@ def _parse_csv(table: _Table, ctx: _SecretContext) -> CsvSourceConfig | None:
             f'{encoding!r} is not an encoding Python knows; e.g. "utf-8" or "cp1250" '
             "(a Hungarian Excel export)",
         )
+    return encoding
+
+
+def _parse_csv(table: _Table, ctx: _SecretContext) -> CsvSourceConfig | None:
+    path = table.path_value("path", ctx.base_dir, required=True)
+    key = table.string("key", required=True)
+    encoding = _encoding(table, "utf-8")
     delimiter = table.string("delimiter", ",")
     if len(delimiter) != 1:
         table.problem(
@@ -1212,9 +1218,10 @@ def _parse_vcard(table: _Table, ctx: _SecretContext) -> VcardSourceConfig | None
     key = table.string("key", "UID")
     if not key.strip():
         table.problem("key", 'must not be empty (the default is "UID")')
+    encoding = _encoding(table, "utf-8")
     if path is None:
         return None
-    return VcardSourceConfig(path=path, key=key or "UID")
+    return VcardSourceConfig(path=path, key=key or "UID", encoding=encoding)
 
 
 # --------------------------------------------------------------------------

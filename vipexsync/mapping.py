@@ -29,7 +29,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Final
 
@@ -58,6 +58,10 @@ __all__ = [
     "INVALID_PHONE",
     "MISSING_KEY",
     "NO_PHONE",
+    "NUMBER_NOT_SYNCED",
+    "SOURCE_REPAIRED",
+    "UNDECODABLE_VALUE",
+    "VALUE_REPLACED",
     "CompiledCustomField",
     "CompiledMapping",
     "MappingResult",
@@ -81,6 +85,10 @@ EMPTY_NAME: Final = "empty_name"
 DUPLICATE_NUMBER: Final = "duplicate_number"
 COMMA_IN_TAG: Final = "comma_in_tag"
 BAD_CUSTOM_FIELD: Final = "bad_custom_field"
+UNDECODABLE_VALUE: Final = "undecodable_value"
+VALUE_REPLACED: Final = "value_replaced"
+SOURCE_REPAIRED: Final = "source_repaired"
+NUMBER_NOT_SYNCED: Final = "number_not_synced"
 
 
 # --------------------------------------------------------------------------- text
@@ -262,6 +270,16 @@ class CompiledMapping:
     custom_fields: tuple[CompiledCustomField, ...]
 
     @property
+    def used_fields(self) -> frozenset[str]:
+        """Every source field a phone field or template reads."""
+        used = set(self.phone_fields)
+        for template in (self.name, self.comment, *self.tags):
+            used.update(template.fields)
+        for custom in self.custom_fields:
+            used.update(custom.template.fields)
+        return frozenset(used)
+
+    @property
     def custom_field_ids(self) -> frozenset[int]:
         """The ids of the custom fields this mapping manages."""
         return frozenset(c.field.field_id for c in self.custom_fields)
@@ -418,6 +436,7 @@ def map_records(
         # seen again skips the record; once the read is over, everything its
         # first record produced is dropped, as if none of them was mapped.
         count = 0
+        used = mapping.used_fields
         missing: list[RecordProblem] = []
         first_locator: dict[str, str] = {}
         repeated: dict[str, list[str]] = {}
@@ -433,14 +452,26 @@ def map_records(
                         code=MISSING_KEY,
                         reason=f"the record at {record.locator} has no key; it is skipped "
                         "until the CRM gives it one",
+                        locator=record.locator,
+                        display_name=mapping.name.render(record.fields),
                     )
                 )
             elif key in first_locator:
                 repeated.setdefault(key, [first_locator[key]]).append(record.locator)
             else:
                 first_locator[key] = record.locator
+                before = (len(problems), len(notes))
+                if (record.damaged or record.notes) and not _source_findings(
+                    record, used, problems, notes
+                ):
+                    _locate(record, mapping, problems, notes, before)
+                    continue
                 _map_one(record, mapping, phones, owner, candidates, problems, notes, shared)
-        del first_locator, shared
+                if record.numbers:
+                    _unsynced_numbers(record, mapping, problems, notes, before[0])
+                if len(problems) > before[0] or len(notes) > before[1]:
+                    _locate(record, mapping, problems, notes, before)
+        del shared
 
         if repeated:
             candidates = [c for c in candidates if c[3].record_key not in repeated]
@@ -458,9 +489,11 @@ def map_records(
                         reason=f"key {key!r} is used by {len(locators)} records ({where}); "
                         "all of them are skipped until the CRM has it once",
                         value=locator,
+                        locator=locator,
                     )
                 )
-        desired = _resolve_duplicates(candidates, problems)
+        desired = _resolve_duplicates(candidates, problems, first_locator)
+        del first_locator
         problems.sort(key=_problem_order)
         notes.sort(key=_problem_order)
     finally:
@@ -619,7 +652,7 @@ def _map_one(
 
 
 def _resolve_duplicates(
-    candidates: list[_Candidate], problems: list[RecordProblem]
+    candidates: list[_Candidate], problems: list[RecordProblem], locators: Mapping[str, str]
 ) -> dict[str, DesiredEntry]:
     """One entry per number: the lowest record key wins, the others are rejected."""
     winners: dict[str, _Candidate] = {}
@@ -645,9 +678,108 @@ def _resolve_duplicates(
                 f"belongs to record {win!r}, which keeps it because its key sorts first",
                 value=raw,
                 phonenumber=number,
+                locator=locators.get(key, ""),
+                display_name=desired.entry.name,
             )
         )
     return {number: winners[number][3] for number in sorted(winners)}
+
+
+def _source_findings(
+    record: SourceRecord,
+    used: frozenset[str],
+    problems: list[RecordProblem],
+    notes: list[RecordProblem],
+) -> bool:
+    """Report what the source repaired; False if the record must be rejected.
+
+    A value whose bytes could not be decoded rejects the record when the
+    mapping uses that field (or it is the key); otherwise it is a note.
+    """
+    key = record.key
+    keep = True
+    for field_name, why in record.damaged:
+        if field_name in used or field_name == "key":
+            keep = False
+            problems.append(
+                RecordProblem(
+                    record_key=key,
+                    field=field_name,
+                    code=UNDECODABLE_VALUE,
+                    reason=f"record {key!r}, field {field_name!r}: {why}; the record is "
+                    "skipped because the mapping uses this field",
+                    value=record.fields.get(field_name, ""),
+                )
+            )
+        else:
+            notes.append(
+                RecordProblem(
+                    record_key=key,
+                    field=field_name,
+                    code=VALUE_REPLACED,
+                    reason=f"record {key!r}, field {field_name!r}: {why} (not mapped, "
+                    "so the record still syncs)",
+                    value=record.fields.get(field_name, ""),
+                    fatal=False,
+                )
+            )
+    for note in record.notes:
+        notes.append(
+            RecordProblem(
+                record_key=key,
+                field="",
+                code=SOURCE_REPAIRED,
+                reason=f"record {key!r}: {note}",
+                fatal=False,
+            )
+        )
+    return keep
+
+
+def _unsynced_numbers(
+    record: SourceRecord,
+    mapping: CompiledMapping,
+    problems: list[RecordProblem],
+    notes: list[RecordProblem],
+    first_problem: int,
+) -> None:
+    """Note every number the record carries that no phone field syncs."""
+    if any(p.fatal and p.code in (NO_PHONE, EMPTY_NAME) for p in problems[first_problem:]):
+        return  # the record is rejected as a whole; its numbers with it
+    fields = record.fields
+    mapped: set[str] = set()
+    for phone_field in mapping.phone_fields:
+        mapped.update(v.strip() for v in (fields.get(phone_field) or "").splitlines())
+    key = record.key
+    for label, value in record.numbers:
+        if value.strip() in mapped:
+            continue
+        names = ", ".join(mapping.phone_fields)
+        notes.append(
+            RecordProblem(
+                record_key=key,
+                field=label,
+                code=NUMBER_NOT_SYNCED,
+                reason=f"record {key!r}: {label} {value!r} is not synced: no phone field "
+                f"({names}) holds it (fax, pager and modem numbers are left out by default)",
+                value=value,
+                fatal=False,
+            )
+        )
+
+
+def _locate(
+    record: SourceRecord,
+    mapping: CompiledMapping,
+    problems: list[RecordProblem],
+    notes: list[RecordProblem],
+    before: tuple[int, int],
+) -> None:
+    """Give the findings made for ``record`` its location and display name."""
+    name = mapping.name.render(record.fields)
+    for found, start in ((problems, before[0]), (notes, before[1])):
+        for i in range(start, len(found)):
+            found[i] = replace(found[i], locator=record.locator, display_name=name)
 
 
 def _problem_order(p: RecordProblem) -> tuple[object, ...]:

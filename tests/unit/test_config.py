@@ -282,9 +282,9 @@ def test_unknown_keys_are_named_with_the_valid_ones(
 
 def test_unknown_key_lists_the_keys_of_that_source_type(tmp_path: Path) -> None:
     data = base()
-    data["jobs"][0]["source"] = {"type": "vcard", "path": "x.vcf", "encoding": "utf-8"}
-    problem = one_problem(data, tmp_path, "jobs[0].source.encoding")
-    assert problem.endswith("valid keys: key, path, type")
+    data["jobs"][0]["source"] = {"type": "vcard", "path": "x.vcf", "delimiter": ","}
+    problem = one_problem(data, tmp_path, "jobs[0].source.delimiter")
+    assert problem.endswith("valid keys: encoding, key, path, type")
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,18 @@ class SourceRecord:
     key: str
     fields: Mapping[str, str]
     locator: str
+    #: How the key was made, for the report: "" means the configured key
+    #: field; otherwise the fallback rule (a digest when the export has no id).
+    key_rule: str = ""
+    #: Fields whose value had undecodable bytes replaced: (field name, why).
+    #: The mapping rejects the record only if it uses one of them.
+    damaged: tuple[tuple[str, str], ...] = ()
+    #: What the source repaired or left out while reading the record.
+    notes: tuple[str, ...] = ()
+    #: Every phone number the record carries as (label, value as written),
+    #: when the source knows them (vCard TEL); the mapping notes the ones it
+    #: does not sync, so no number is dropped silently.
+    numbers: tuple[tuple[str, str], ...] = ()
 
 
 class Source(Protocol):
