@@ -6,13 +6,17 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck format bench check clean
+.PHONY: demo test lint typecheck format bench check clean example
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# config/vipexsync.example.toml is generated from the key declarations in vipexsync/config.py.
+example: $(STAMP)
+	$(BIN)/python -m vipexsync.config_render > config/vipexsync.example.toml
 
 demo: $(STAMP)
 	$(BIN)/vipexsync demo
