@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck format bench check clean example
+.PHONY: demo test test-systemd lint typecheck format bench check clean example
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 	$(BIN)/python -m pytest tests/integration tests/e2e --emulator-omitted=clear
+
+# The deploy/systemd units under a real systemd, in a Debian container (root;
+# Debian packages systemd-container and debootstrap). `make test` skips it.
+test-systemd: $(STAMP)
+	VIPEXSYNC_TEST_NSPAWN=1 $(BIN)/python -m pytest -p no:cacheprovider tests/e2e/test_systemd_nspawn.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
