@@ -195,6 +195,12 @@ def _add_sync_options(parser: argparse.ArgumentParser, *, shorthand: bool) -> No
         help="lift the max_deletes and max_delete_ratio limits for this run",
     )
     parser.add_argument("--plan-out", type=Path, help="write the plan as JSON to this file")
+    parser.add_argument(
+        "--rejects-out",
+        type=Path,
+        help="write every rejected record as CSV (key, location, display name, field, "
+        "value, reason) for the CRM's owners",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -205,6 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.full_resync:
             command = "sync"
             args.job, args.dry_run, args.force_delete, args.plan_out = None, False, False, None
+            args.rejects_out = None
         else:
             parser.print_help(sys.stderr)
             return EXIT_USAGE
@@ -317,11 +324,14 @@ def _sync(config: Config, args: argparse.Namespace) -> int:
     jobs = [config.job(args.job)] if args.job else list(config.jobs)
     if args.plan_out is not None and len(jobs) > 1:
         raise UsageError("--plan-out writes one job's plan; name the job with --job")
+    if args.rejects_out is not None and len(jobs) > 1:
+        raise UsageError("--rejects-out writes one job's rejections; name the job with --job")
     options = RunOptions(
         mode=Mode.FULL if args.full_resync else Mode.INCREMENTAL,
         dry_run=args.dry_run,
         force_delete=args.force_delete,
         plan_out=args.plan_out,
+        rejects_out=args.rejects_out,
     )
     stop = threading.Event()
     stopped_by = _install_stop_handlers(stop)

@@ -29,7 +29,6 @@ import json
 import os
 import re
 import stat
-import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -54,6 +53,7 @@ from vipexsync.config_schema import (
     toml_type,
 )
 from vipexsync.errors import ConfigError
+from vipexsync.template import parse_template, template_problem
 
 __all__ = ["Secret"]  # re-exported: the rest of vipexsync imports it from here
 
@@ -244,50 +244,6 @@ def _http_url_problem(url: str) -> str | None:
 
 def _vcard_key_problem(key: str) -> str | None:
     return None if key.strip() else 'must not be empty (the default is "UID")'
-
-
-def template_problem(template: str) -> str | None:
-    """Why a mapping template is unusable, or None.
-
-    Only plain ``{field}`` placeholders are allowed; ``{{`` and ``}}`` are
-    literal braces. A dot inside a name is part of the name (an HTTP source
-    flattens nested objects to ``address.city``), not attribute access.
-    """
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        return (
-            f"template {template!r} does not parse ({exc}); placeholders are {{field}}, "
-            "and a literal brace is written {{ or }}"
-        )
-    for _literal, name, spec, conversion in parsed:
-        if name is None:
-            continue
-        if name == "":
-            return f"template {template!r} has an empty placeholder {{}}; name the field: {{id}}"
-        if name.isdigit():
-            return (
-                f"template {template!r} has a positional placeholder {{{name}}}; "
-                "name the source field instead, e.g. {id}"
-            )
-        if name != name.strip():
-            return f"template {template!r}: remove the spaces around {{{name.strip()}}}"
-        if "[" in name or "]" in name:
-            return (
-                f"template {template!r}: {{{name}}} uses index access, which templates do "
-                "not support; use the plain field name"
-            )
-        if conversion is not None:
-            return (
-                f"template {template!r}: {{{name}!{conversion}}} uses a conversion, which "
-                f"templates do not support; write {{{name}}}"
-            )
-        if spec:
-            return (
-                f"template {template!r}: {{{name}:{spec}}} uses a format spec, which "
-                f"templates do not support; write {{{name}}}"
-            )
-    return None
 
 
 def redact_url_query(url: str) -> str:
@@ -488,8 +444,22 @@ class CsvSourceConfig:
     path: Path = setting(
         "The CSV file, with a header row naming the fields.", kind="path", example="crm-export.csv"
     )
-    key: str = setting(
-        "The column holding the CRM's stable record id.", kind="string", example="id"
+    key: str | tuple[str, ...] = setting(
+        "The column holding the CRM's stable record id, or a list of columns.",
+        kind="string",
+        default=(),
+        example="id",
+        custom=True,  # a string or a list: read by _csv_key
+        default_doc="a digest of the row",
+        notes=[
+            'A list is a composite key (["First Name", "Last Name", "Company"]), for',
+            "exports without an id column (Google, Outlook, Thunderbird).",
+            "Left out, a record's key is a digest of the whole row: stable across",
+            "re-exports and re-ordering, but new when any cell of the row changes (its",
+            "entries are then rewritten, not lost); identical rows get ~2, ~3... The",
+            "report counts each key rule. Never key on a row number: it changes on every",
+            "re-export (the source warns when every key equals its row number).",
+        ],
     )
     encoding: str = setting(
         "Text encoding (a byte-order mark is tolerated).",
@@ -502,6 +472,13 @@ class CsvSourceConfig:
         "Field separator, one character.", kind="string", default=",", check=_delimiter_problem
     )
     type: Literal["csv"] = "csv"
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        """The key's columns; () means the documented fallback (a digest of the row)."""
+        if isinstance(self.key, str):
+            return (self.key,) if self.key else ()
+        return tuple(self.key)
 
 
 _SQL_QUERY_EXAMPLE = (
@@ -691,15 +668,21 @@ class VcardSourceConfig:
         ],
     )
     encoding: str = setting(
-        "Text encoding of values that declare no CHARSET.",
+        "Text encoding of values that declare no CHARSET and are not valid UTF-8.",
         kind="string",
         default="utf-8",
         check=_encoding_problem,
         fingerprint="unless-default",  # added after the fingerprint's first version
         notes=[
-            'An Outlook export without charsets: "cp1250". CHARSET= and QUOTED-PRINTABLE',
-            "are honoured, UTF-16 files are recognised. A value that cannot be decoded",
-            "costs that value, or the card if the mapping uses it.",
+            'An Outlook export without charsets: "cp1250". Valid UTF-8 is always read as',
+            "UTF-8, so one folder may mix both. CHARSET= and QUOTED-PRINTABLE are",
+            "honoured, UTF-16 files are recognised. A value that cannot be decoded costs",
+            "that value, or the card if the mapping uses it.",
+            "A vcard job may leave out [jobs.mapping], or its phone_fields (default",
+            '["tel_voice"]: every voice number, TEL without FAX/PAGER/MODEM type, each its',
+            'own entry; pick by type with "tel_cell", "tel_work", "tel_home") and name',
+            '(default "{fn|n|org}"). A TEL no phone field holds is counted and listed',
+            "(number_not_synced), never dropped silently.",
         ],
     )
     type: Literal["vcard"] = "vcard"
@@ -1163,8 +1146,12 @@ def _parse_job(table: Table, ctx: SecretContext) -> JobConfig | None:
     suffix = f" of job {name!r}" if name else ""
     source_table = table.table("source", f"[jobs.source]{suffix}", required=True)
     source = _parse_source(source_table, ctx) if source_table else None
-    mapping_table = table.table("mapping", f"[jobs.mapping]{suffix}", required=True)
-    mapping = _parse_mapping(mapping_table, ctx) if mapping_table else None
+    # A vCard job may leave the mapping out: its fields are known.
+    vcard = isinstance(source, VcardSourceConfig)
+    mapping_table = table.table("mapping", f"[jobs.mapping]{suffix}", required=not vcard)
+    if mapping_table is None and vcard:
+        mapping_table = Table({}, table.key("mapping"), f"[jobs.mapping]{suffix}", table.problems)
+    mapping = _parse_mapping(mapping_table, ctx, vcard=vcard) if mapping_table else None
     if source is None or mapping is None:
         return None
     return JobConfig(**values, source=source, mapping=mapping)
@@ -1213,6 +1200,8 @@ def _parse_source(table: Table, ctx: SecretContext) -> SourceConfig | None:
     values = read_settings(table, cls, ctx)
     if cls is SqlSourceConfig:
         values["params"] = _sql_params(table)
+    elif cls is CsvSourceConfig:
+        values["key"] = _csv_key(table)
     elif cls is HttpSourceConfig:
         _check_http_auth(table, values)
         _check_ca_bundle(table, values)
@@ -1225,6 +1214,23 @@ def _parse_source(table: Table, ctx: SecretContext) -> SourceConfig | None:
 
 
 _SCALARS = (str, int, float, bool)
+
+
+def _csv_key(table: Table) -> str | tuple[str, ...]:
+    """A CSV source's key: one column, a list of columns, or () (the row digest)."""
+    if not table.has("key"):
+        return ()
+    if isinstance(table.data["key"], list):
+        columns = table.string_list("key")
+        if not columns or any(not column.strip() for column in columns):
+            table.problem("key", "list the key's columns, none of them empty")
+        elif len(set(columns)) != len(columns):
+            table.problem("key", "lists the same column more than once")
+        return columns
+    key = table.string("key")
+    if not key.strip():
+        table.problem("key", "must name a column (or leave the key out for the row digest)")
+    return key
 
 
 def _sql_params(table: Table) -> dict[str, str | int | float | bool]:
@@ -1264,9 +1270,22 @@ def _check_http_auth(table: Table, values: Mapping[str, Any]) -> None:
 # --------------------------------------------------------------------------
 
 
-def _parse_mapping(table: Table, ctx: SecretContext) -> MappingConfig | None:
+#: What a vCard job's mapping defaults to: every voice number, named by FN,
+#: else N, else ORG (company-only contacts).
+VCARD_PHONE_FIELDS: tuple[str, ...] = ("tel_voice",)
+VCARD_NAME = "{fn|n|org}"
+
+
+def _parse_mapping(
+    table: Table, ctx: SecretContext, *, vcard: bool = False
+) -> MappingConfig | None:
     table.unknown_keys(toml_names(MappingConfig))
-    values = read_settings(table, MappingConfig, ctx)
+    defaults: dict[str, Any] = {}
+    if vcard and not table.has("phone_fields"):
+        defaults["phone_fields"] = VCARD_PHONE_FIELDS
+    if vcard and not table.has("name"):
+        defaults["name"] = VCARD_NAME
+    values = read_settings(table, MappingConfig, ctx, **defaults)
     phone_fields: tuple[str, ...] = values["phone_fields"]
     for index, phone_field in enumerate(phone_fields):
         if not phone_field.strip():
@@ -1277,7 +1296,7 @@ def _parse_mapping(table: Table, ctx: SecretContext) -> MappingConfig | None:
         error = template_problem(tag)
         if error:
             table.problem(f"tags[{index}]", error)
-        elif "," in "".join(part[0] for part in string.Formatter().parse(tag)):
+        elif "," in parse_template(tag).literal:
             table.problem(
                 f"tags[{index}]",
                 "a tag must not contain a comma (VIPeX separates tags by commas); "

@@ -71,8 +71,11 @@ _JOBS = _Section(
 _MAPPING_PROSE = (
     "Templates use {field} placeholders naming the source's fields; a missing or",
     'empty field renders as "", and runs of whitespace collapse to one space.',
-    "Only plain {field} is allowed (no {0}, {x!r} or {x:>10}); write a literal",
-    "brace as {{ or }}. A field name may contain spaces or dots ({address.city}).",
+    '{a|b|c} takes the first of the fields that is not empty: "{fn|n|org}" names a',
+    "company-only contact by its organisation. Only plain names are allowed (no",
+    "{x!r}, {x:>10}, {x:} or {x[0]}); write a literal brace as {{ or }}. A field",
+    "name may contain spaces or dots ({Last Name}, {address.city}). `check`",
+    "accepts exactly what a run renders.",
 )
 
 _EXAMPLE_HEADER = (

@@ -29,8 +29,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from functools import lru_cache
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from vipexsync.config import MappingConfig
@@ -43,9 +42,18 @@ from vipexsync.phone import (
     PhoneError,
     PhoneNormalizer,
     check_region,
+    is_phone_list,
     normalize_phone,
+    split_phone_list,
 )
 from vipexsync.sources.base import SourceRecord
+from vipexsync.template import (
+    Template,
+    TemplateSyntaxError,
+    clean_text,
+    parse_template,
+    render_template,
+)
 from vipexsync.vipex.models import CustomField
 
 __all__ = [
@@ -89,127 +97,6 @@ UNDECODABLE_VALUE: Final = "undecodable_value"
 VALUE_REPLACED: Final = "value_replaced"
 SOURCE_REPAIRED: Final = "source_repaired"
 NUMBER_NOT_SYNCED: Final = "number_not_synced"
-
-
-# --------------------------------------------------------------------------- text
-
-
-# Control characters that str.split() does not already treat as whitespace.
-_CONTROL: Final = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
-
-
-def clean_text(value: str) -> str:
-    """Drop control characters, collapse whitespace runs to one space, strip.
-
-    Whitespace control characters (tab, newline) become spaces, so
-    ``"a\\nb"`` is ``"a b"``, while ``"a\\x00b"`` is ``"ab"``.
-    """
-    if not value.isprintable():
-        value = _CONTROL.sub("", value)
-    return " ".join(value.split())
-
-
-class TemplateSyntaxError(ValueError):
-    """A template with an unbalanced brace or an empty ``{}``."""
-
-
-@dataclass(frozen=True, slots=True)
-class Template:
-    """A parsed template: literal text and field names, alternating.
-
-    ``parts[0]``, ``parts[2]``, ... are literals; ``parts[1]``, ``parts[3]``,
-    ... are field names. ``fmt`` is the same as a ``str.format`` string with
-    positional placeholders, which renders fastest.
-    """
-
-    source: str
-    parts: tuple[str, ...]
-    fmt: str = ""
-
-    @property
-    def fields(self) -> tuple[str, ...]:
-        """The field names the template reads, in order."""
-        return self.parts[1::2]
-
-    def render(self, fields: Mapping[str, str]) -> str:
-        """Fill the placeholders; a missing or empty field renders as ``""``."""
-        parts = self.parts
-        if len(parts) == 3 and not parts[0] and not parts[2]:
-            value = fields.get(parts[1])
-            return clean_text(value if isinstance(value, str) else str(value or ""))
-        if len(parts) == 1:
-            return clean_text(parts[0])
-        get = fields.get
-        values = [get(name) or "" for name in parts[1::2]]
-        return clean_text(self.fmt.format(*values))
-
-
-def _format_string(parts: tuple[str, ...]) -> str:
-    out = []
-    for i, part in enumerate(parts):
-        if i % 2 == 0:
-            out.append(part.replace("{", "{{").replace("}", "}}"))
-        else:
-            out.append(f"{{{i // 2}}}")
-    return "".join(out)
-
-
-@lru_cache(maxsize=1024)
-def parse_template(template: str) -> Template:
-    """Parse ``{field}`` placeholders; ``{{`` and ``}}`` are literal braces."""
-    parts: list[str] = []
-    literal: list[str] = []
-    i, n = 0, len(template)
-    while i < n:
-        c = template[i]
-        if c == "{":
-            if template.startswith("{{", i):
-                literal.append("{")
-                i += 2
-                continue
-            end = template.find("}", i + 1)
-            if end < 0:
-                raise TemplateSyntaxError(
-                    f"template {template!r}: '{{' at position {i} is never closed "
-                    "(write '{{' for a literal brace)"
-                )
-            name = template[i + 1 : end]
-            if "{" in name:
-                raise TemplateSyntaxError(
-                    f"template {template!r}: '{{' at position {i} is never closed "
-                    "(write '{{' for a literal brace)"
-                )
-            if not name.strip():
-                raise TemplateSyntaxError(
-                    f"template {template!r}: empty placeholder '{{}}' at position {i}; "
-                    "name a source field, like '{name}'"
-                )
-            parts.append("".join(literal))
-            parts.append(name)
-            literal = []
-            i = end + 1
-        elif c == "}":
-            if template.startswith("}}", i):
-                literal.append("}")
-                i += 2
-                continue
-            raise TemplateSyntaxError(
-                f"template {template!r}: '}}' at position {i} has no opening '{{' "
-                "(write '}}' for a literal brace)"
-            )
-        else:
-            literal.append(c)
-            i += 1
-    parts.append("".join(literal))
-    return Template(source=template, parts=tuple(parts), fmt=_format_string(tuple(parts)))
-
-
-def render_template(template: str, fields: Mapping[str, str]) -> str:
-    """Render ``template`` over ``fields`` (see :class:`Template`, :func:`clean_text`).
-
-    Raises :class:`TemplateSyntaxError` for a malformed template.
-    """
-    return parse_template(template).render(fields)
 
 
 # --------------------------------------------------------------------- compiling
@@ -384,6 +271,7 @@ class MappingResult:
     problems: tuple[RecordProblem, ...]
     records: int  # source records seen
     notes: tuple[RecordProblem, ...] = ()
+    key_rules: Mapping[str, int] = field(default_factory=dict)  # rule ("" = configured) -> records
 
     def rejected_by_code(self) -> dict[str, int]:
         """How many problems of each code: the ``vipexsync_rejected_records`` gauge."""
@@ -441,8 +329,10 @@ def map_records(
         first_locator: dict[str, str] = {}
         repeated: dict[str, list[str]] = {}
         shared = _Shared()
+        key_rules: Counter[str] = Counter()
         for record in records:
             count += 1
+            key_rules[record.key_rule] += 1
             key = record.key
             if not key.strip():
                 missing.append(
@@ -500,7 +390,11 @@ def map_records(
         if gc_was_enabled:
             gc.enable()
     return MappingResult(
-        desired=desired, problems=tuple(problems), records=count, notes=tuple(notes)
+        desired=desired,
+        problems=tuple(problems),
+        records=count,
+        notes=tuple(notes),
+        key_rules=dict(key_rules),
     )
 
 
@@ -568,35 +462,79 @@ def _map_one(
         return
 
     numbers: dict[str, tuple[str, str]] = {}  # number -> (field, raw)
-    for field_name, raw in raw_phones:
-        result = phones.normalize(raw)
-        if isinstance(result, PhoneError):
-            problems.append(
-                RecordProblem(
-                    record_key=key,
-                    field=field_name,
-                    code=result.code,
-                    reason=f"record {key!r}, field {field_name!r}: {result.reason}",
-                    value=raw,
-                )
-            )
-            continue
-        if result.note is not None:
-            notes.append(
-                RecordProblem(
-                    record_key=key,
-                    field=field_name,
-                    code=EXTENSION_DROPPED,
-                    reason=f"record {key!r}, field {field_name!r}: {result.note}",
-                    value=raw,
-                    fatal=False,
-                    phonenumber=result.number,
-                )
-            )
-        numbers.setdefault(result.number, (field_name, raw))
+    for field_name, value in raw_phones:
+        results = _phone_results(value, phones)
+        for raw, result in results:
+            _add_number(key, field_name, raw, result, numbers, problems, notes)
     if not numbers:
         return
+    _finish_entries(record, mapping, owner, candidates, problems, shared, numbers, name)
 
+
+def _phone_results(
+    value: str, phones: PhoneNormalizer
+) -> list[tuple[str, NormalizedPhone | PhoneError]]:
+    """Each number in one phone field's value, normalised (most values hold one)."""
+    if not is_phone_list(value):
+        result = phones.normalize(value)
+        if not isinstance(result, PhoneError):
+            return [(value, result)]
+
+    def is_number(text: str) -> bool:
+        return not isinstance(phones.normalize(text), PhoneError)
+
+    return [(raw, phones.normalize(raw)) for raw in split_phone_list(value, is_number)]
+
+
+def _add_number(
+    key: str,
+    field_name: str,
+    raw: str,
+    result: NormalizedPhone | PhoneError,
+    numbers: dict[str, tuple[str, str]],
+    problems: list[RecordProblem],
+    notes: list[RecordProblem],
+) -> None:
+    """Record one normalised number of a record, or the error that rejects it."""
+    if isinstance(result, PhoneError):
+        problems.append(
+            RecordProblem(
+                record_key=key,
+                field=field_name,
+                code=result.code,
+                reason=f"record {key!r}, field {field_name!r}: {result.reason}",
+                value=raw,
+            )
+        )
+        return
+    if result.note is not None:
+        notes.append(
+            RecordProblem(
+                record_key=key,
+                field=field_name,
+                code=EXTENSION_DROPPED,
+                reason=f"record {key!r}, field {field_name!r}: {result.note}",
+                value=raw,
+                fatal=False,
+                phonenumber=result.number,
+            )
+        )
+    numbers.setdefault(result.number, (field_name, raw))
+
+
+def _finish_entries(
+    record: SourceRecord,
+    mapping: CompiledMapping,
+    owner: str,
+    candidates: list[_Candidate],
+    problems: list[RecordProblem],
+    shared: _Shared,
+    numbers: dict[str, tuple[str, str]],
+    name: str,
+) -> None:
+    """The record's entries: one per distinct number, sharing tags and comment."""
+    key = record.key
+    fields = record.fields
     tags: set[str] = set()
     for i, tpl in enumerate(mapping.tags):
         tag = tpl.render(fields)

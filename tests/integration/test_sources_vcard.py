@@ -80,7 +80,7 @@ def test_realistic_30_card(tmp_path: Path) -> None:
 
     assert record.key == "3F2504E0-4F89-11D3-9A0C-0305E82C3301"
     assert record.locator == "eva.vcf card 1 (line 1, 'Dr. Kovács Éva Mária')"
-    assert record.key_rule == "UID"
+    assert record.key_rule == ""
     fields = record.fields
     assert fields["fn"] == "Dr. Kovács Éva Mária"
     assert fields["n"] == "Dr. Kovács Éva Mária"

@@ -227,6 +227,23 @@ def test_several_jobs_with_different_sources(tmp_path: Path) -> None:
     assert config.job("cards_1").source == VcardSourceConfig(path=tmp_path / "cards", key="UID")
 
 
+def test_a_vcard_job_may_leave_key_and_mapping_out(tmp_path: Path) -> None:
+    data = base()
+    data["jobs"][0]["source"] = {"type": "vcard", "path": "export.vcf", "encoding": "cp1250"}
+    del data["jobs"][0]["mapping"]
+    job = parse(data, tmp_path).jobs[0]
+
+    assert job.source == VcardSourceConfig(path=tmp_path / "export.vcf", encoding="cp1250")
+    assert job.mapping.phone_fields == ("tel_voice",)
+    assert job.mapping.name == "{fn|n|org}"
+
+    data["jobs"][0]["mapping"] = {"phone_fields": ["tel_cell"]}
+    assert parse(data, tmp_path).jobs[0].mapping.name == "{fn|n|org}"
+    data["jobs"][0]["source"]["type"] = "csv"
+    data["jobs"][0]["source"]["key"] = "id"
+    assert "jobs[0].mapping.name" in " ".join(problems(data, tmp_path))
+
+
 # ---------------------------------------------------------------- structure
 
 
@@ -447,7 +464,13 @@ def test_http_source_retry_and_ca_keys_reach_the_config(tmp_path: Path) -> None:
         (lambda d: d["jobs"][0].pop("source"), "jobs[0].source", "required table [jobs.source]"),
         (lambda d: d["jobs"][0].pop("mapping"), "jobs[0].mapping", "required table"),
         (lambda d: d["jobs"][0]["source"].pop("path"), "jobs[0].source.path", "required key"),
-        (lambda d: d["jobs"][0]["source"].pop("key"), "jobs[0].source.key", "required key"),
+        (lambda d: d["jobs"][0]["source"].update(key=" "), "jobs[0].source.key", "leave the key"),
+        (lambda d: d["jobs"][0]["source"].update(key=[]), "jobs[0].source.key", "list the key's"),
+        (
+            lambda d: d["jobs"][0]["source"].update(key=["a", "a"]),
+            "jobs[0].source.key",
+            "same column more than once",
+        ),
         (
             lambda d: d["jobs"][0]["mapping"].pop("name"),
             "jobs[0].mapping.name",
@@ -564,7 +587,9 @@ def test_ownership_tag_without_commas(tmp_path: Path) -> None:
         ("{name", "does not parse"),
         ("name}", "does not parse"),
         ("{}", "empty placeholder"),
-        ("{0}", "positional placeholder {0}"),
+        ("{name:}", "uses a format spec"),
+        ("{fn||org}", "empty placeholder"),
+        ("{fn|org }", "remove the spaces around {org}"),
         ("{name!r}", "uses a conversion"),
         ("{name:>10}", "uses a format spec"),
         ("{items[0]}", "uses index access"),
@@ -581,7 +606,17 @@ def test_bad_templates(tmp_path: Path, template: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "template",
-    ["", "plain text", "{a} {b}", "{{literal}} {a}", "{Last Name}", "{address.city}", "{Ügyfél}"],
+    [
+        "",
+        "plain text",
+        "{a} {b}",
+        "{{literal}} {a}",
+        "{Last Name}",
+        "{address.city}",
+        "{Ügyfél}",
+        "{fn|n|org}",
+        "{0}",
+    ],
 )
 def test_good_templates(template: str) -> None:
     assert template_problem(template) is None
@@ -590,7 +625,7 @@ def test_good_templates(template: str) -> None:
 def test_bad_templates_are_found_everywhere(tmp_path: Path) -> None:
     data = base()
     mapping = data["jobs"][0]["mapping"]
-    mapping["comment"] = "{0}"
+    mapping["comment"] = "{ x }"
     mapping["tags"] = ["ok", "{x!s}"]
     mapping["custom_fields"] = {"Ügyfélkód": "{id:05}"}
     keys = sorted(problem.split(": ")[0] for problem in problems(data, tmp_path))
@@ -855,6 +890,17 @@ def test_http_source_accepts_plain_http(tmp_path: Path) -> None:
     assert config.jobs[0].source == HttpSourceConfig(
         url="http://crm.internal/api", key="id", verify_tls=False
     )
+
+
+def test_csv_key_may_be_a_column_a_list_of_columns_or_left_out(tmp_path: Path) -> None:
+    data = base()
+    source = data["jobs"][0]["source"]
+    assert parse(data, tmp_path).jobs[0].source.key_columns == ("id",)  # type: ignore[union-attr]
+    source["key"] = ["First Name", "Last Name"]
+    parsed = parse(data, tmp_path).jobs[0].source
+    assert parsed.key_columns == ("First Name", "Last Name")  # type: ignore[union-attr]
+    del source["key"]
+    assert parse(data, tmp_path).jobs[0].source.key_columns == ()  # type: ignore[union-attr]
 
 
 def test_vcard_key_must_not_be_empty(tmp_path: Path) -> None:

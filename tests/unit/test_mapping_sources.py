@@ -90,3 +90,13 @@ def test_every_problem_carries_the_records_location() -> None:
         ("missing_key", "c.vcf card 9"),
     }
     assert all(p.display_name in ("Kiss Anna", "X") for p in result.problems)
+
+
+def test_several_numbers_in_one_cell_become_entries_and_a_bad_one_is_rejected_alone() -> None:
+    record = card("a", tel_voice="+36 1 234 5678 ::: +36 30 123 4567 ::: 12345 ::: 06-1/234-5679")
+
+    result = run(record)
+
+    assert list(result.desired) == ["3612345678", "3612345679", "36301234567"]
+    [problem] = result.problems
+    assert (problem.code, problem.value) == ("invalid_phone", "12345")

@@ -96,7 +96,7 @@ def test_broken_note_and_undecodable_unmapped_value_cost_only_that_value() -> No
     [card] = cards(data)
 
     assert card.key == "u1"
-    assert card.key_rule == "UID"
+    assert card.key_rule == ""
     assert card.fields["note"] == "first line\nsecond line, call at: 9am\nthird \ufffd line"
     assert card.fields["tel_voice"] == "+36 1 234 5678"
     assert "NOTE at line 5 is not valid utf-8" in card.damaged["note"]
@@ -126,3 +126,13 @@ def test_lines_outside_cards_are_skipped_and_noted() -> None:
     data = b"garbage\nBEGIN:VCARD\nFN:a\nEND:VCARD\n"
     [card] = cards(data)
     assert card.notes == ("line(s) 1 before this card stand outside any card and were skipped",)
+
+
+def test_encoding_applies_only_to_values_that_are_not_utf8() -> None:
+    data = "BEGIN:VCARD\nFN:Tóth Gábor\nEND:VCARD\n".encode() + (
+        "BEGIN:VCARD\nFN:Molnár Kata\nEND:VCARD\n".encode("cp1250")
+    )
+    utf8, cp1250 = cards(data, encoding="cp1250")
+
+    assert (utf8.fields["fn"], cp1250.fields["fn"]) == ("Tóth Gábor", "Molnár Kata")
+    assert utf8.damaged == cp1250.damaged == {}

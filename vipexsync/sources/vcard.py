@@ -85,7 +85,7 @@ class ParsedCard:
     index: int
     line: int
     key: str
-    key_rule: str
+    key_rule: str  # "" for the configured key, else the fallback rule
     fields: Mapping[str, str]
     tels: tuple[Tel, ...] = ()
     damaged: Mapping[str, str] = field(default_factory=dict)
@@ -190,12 +190,28 @@ def utf16_codec(data: bytes) -> str | None:
     return None
 
 
+#: Encodings preferred when charset-normalizer finds several about as likely:
+#: Hungarian text in cp1250 reads as well in cp1257 to a detector, but an
+#: export from a Hungarian Windows is cp1250.
+_PREFERRED: Final = ("utf_8", "utf_16", "cp1250", "iso8859_2", "cp1252", "latin_1")
+_TOLERANCE: Final = 0.15  # how much more "chaos" a preferred candidate may show
+
+
 def guess_encoding(data: bytes) -> str | None:
     """The encoding charset-normalizer finds most likely for ``data``, or None."""
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data[:200_000]).best()
-    return None if best is None else str(best.encoding)
+    matches = list(from_bytes(data[:200_000]))
+    if b"\x00" not in data:  # short 8-bit text can look like UTF-16 to a detector
+        matches = [m for m in matches if not m.encoding.startswith(("utf_16", "utf_32"))]
+    if not matches:
+        return None
+    best = min(m.chaos for m in matches)
+    for preferred in _PREFERRED:
+        for match in matches:
+            if match.chaos <= best + _TOLERANCE and preferred in match.could_be_from_charset:
+                return preferred
+    return str(matches[0].encoding)
 
 
 def physical_lines(data: bytes) -> list[bytes]:
@@ -259,7 +275,8 @@ def parse_vcards(
     """Parse every card in ``data``; raise :class:`VcardSyntaxError` if it is no
     vCard or ends inside a card (so nothing read from it can be trusted whole).
 
-    ``encoding`` decodes values that declare no CHARSET; UTF-16 data is
+    ``encoding`` decodes values that declare no CHARSET and are not valid
+    UTF-8 (valid UTF-8 is always read as UTF-8); UTF-16 data is
     recognised by itself and its CHARSET parameters are ignored (the text is
     already decoded). ``origin`` names the data in notes (a file, a URL).
     """
@@ -365,8 +382,16 @@ class _Decoder:
         self._guess: str | bool | None = False
 
     def likely(self) -> str | None:
+        """The likely encoding of the lines that do not decode (not of the whole
+        file: an export that is UTF-8 but for a few values is judged by those)."""
         if self._guess is False:
-            self._guess = guess_encoding(self.data)
+            bad = []
+            for line in physical_lines(self.data):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError:
+                    bad.append(line)
+            self._guess = guess_encoding(b"\n".join(bad)) if bad else None
         return self._guess if isinstance(self._guess, str) else None
 
     def text(self, prop: _Property) -> tuple[str, str | None]:
@@ -385,6 +410,13 @@ class _Decoder:
                 unknown = f"unknown CHARSET {charset!r}, read as {self.encoding}; "
         if raw.isascii():
             return raw.decode("ascii"), None
+        if not charset or unknown:
+            # No declared charset: valid UTF-8 is UTF-8 (8-bit text almost never
+            # is), so a folder mixing UTF-8 and cp1250 exports reads right.
+            try:
+                return raw.decode("utf-8"), None
+            except UnicodeDecodeError:
+                pass
         try:
             return raw.decode(codec), None
         except UnicodeDecodeError as exc:
@@ -505,7 +537,7 @@ def _key(fields: Mapping[str, str], tels: list[Tel], key: str) -> tuple[str, str
     wanted = key.lower()
     value = next((v for k, v in fields.items() if k.lower() == wanted and v), "")
     if value:
-        return value, key.upper()
+        return value, ""  # the configured key
     identity = [fields.get("fn", ""), fields.get("n", ""), fields.get("org", "")]
     identity += ["".join(c for c in t.value if c.isdigit()) for t in tels]
     if not any(identity):

@@ -13,8 +13,9 @@ Config keys (``[jobs.source]`` with ``type = "vcard"``):
     cards that agree in all of those share it (the later ones get ``~2``,
     ``~3``... in file order). The report counts the cards of each key rule.
 ``encoding`` (default ``"utf-8"``)
-    How values that declare no ``CHARSET`` are decoded (an Outlook export
-    without charsets: ``"cp1250"``). UTF-16 files are recognised by themselves.
+    How values that declare no ``CHARSET`` and are not valid UTF-8 are decoded
+    (an Outlook export without charsets: ``"cp1250"``); valid UTF-8 is always
+    read as UTF-8, so a folder may mix both. UTF-16 files are recognised.
 
 Fields of each card, for the mapping's templates:
 

@@ -9,7 +9,8 @@ from enum import StrEnum
 
 from vipexsync.domain import RecordProblem
 
-EXAMPLE_KEYS = 5  # how many record keys a report shows per rejection reason
+EXAMPLE_KEYS = 5  # how many distinct reasons a JSON group shows as examples
+TEXT_FOLD = 20  # the text report lists this many records per reason, then folds
 
 
 class Outcome(StrEnum):
@@ -51,8 +52,9 @@ def group_problems(problems: Iterable[RecordProblem]) -> tuple[RejectionGroup, .
     for problem in problems:
         group = (problem.code, problem.fatal)
         counts[group] += 1
-        if len(examples[group]) < EXAMPLE_KEYS:
-            examples[group].append(problem.reason)  # it names the record and the field
+        shown = examples[group]
+        if len(shown) < EXAMPLE_KEYS and problem.reason not in shown:
+            shown.append(problem.reason)  # it names the record and the field
     return tuple(
         RejectionGroup(
             code=code,
@@ -90,6 +92,9 @@ class RunReport:
     first_failures: tuple[
         str, ...
     ] = ()  # "phonenumber action: reason" for the first few failed writes
+    # Every rejection and note, never folded (the text report folds long lists).
+    problems: tuple[RecordProblem, ...] = ()
+    key_rules: Mapping[str, int] = field(default_factory=dict)  # rule ("" = configured) -> records
 
     @property
     def exit_code(self) -> int:
@@ -131,6 +136,8 @@ class RunReport:
             "duration_seconds": round(self.duration_seconds, 3),
             "error": self.error,
             "first_failures": list(self.first_failures),
+            "rejected": [p.as_json() for p in self.problems],
+            "key_rules": {(rule or "configured key"): n for rule, n in self.key_rules.items()},
         }
 
     def summary_line(self) -> str:
@@ -159,6 +166,23 @@ class RunReport:
         if self.error:
             parts.append(f"error={self.error}")
         return " ".join(parts)
+
+    def _listing(self, group: RejectionGroup) -> list[str]:
+        """Each record of a group once (``reason -- location``), folded after TEXT_FOLD."""
+        if not self.problems:
+            return list(group.examples)
+        seen: dict[str, None] = {}
+        for p in self.problems:
+            if p.code == group.code and p.fatal == group.fatal:
+                seen.setdefault(f"{p.reason} -- {p.locator}" if p.locator else p.reason)
+        shown = list(seen)
+        if len(shown) > TEXT_FOLD:
+            rest = len(shown) - TEXT_FOLD
+            shown = [
+                *shown[:TEXT_FOLD],
+                f"... and {rest} more (every one: sync --rejects-out FILE)",
+            ]
+        return shown
 
     def as_text(self) -> str:
         """A readable report for a person at a terminal."""
@@ -196,11 +220,19 @@ class RunReport:
         if self.remote_problems:
             lines.append("Listing problems:")
             lines.extend(f"  - {p}" for p in self.remote_problems)
+        if len(self.key_rules) > 1 or any(self.key_rules):
+            lines.append(
+                "Record keys: "
+                + "; ".join(
+                    f"{n} by {rule or 'the configured key'}"
+                    for rule, n in sorted(self.key_rules.items())
+                )
+            )
         if self.rejections:
             lines.append("Rejected records and fields:")
             for group in self.rejections:
-                kind = "rejected" if group.fatal else "fields dropped"
+                kind = "rejected" if group.fatal else "fields dropped or noted"
                 lines.append(f"  {group.code}: {group.count} {kind}")
-                lines.extend(f"    {example}" for example in group.examples)
+                lines.extend(f"    {line}" for line in self._listing(group))
         lines.append(f"API calls: {self.api_calls}; duration {self.duration_seconds:.2f} s")
         return "\n".join(lines)

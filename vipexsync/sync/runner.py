@@ -7,22 +7,23 @@ and the run's bookkeeping; every decision is the planner's or the guard's.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from vipexsync.config import JobConfig, mapping_fingerprint
-from vipexsync.domain import DesiredEntry, Entry, MirrorEntry
+from vipexsync.domain import DesiredEntry, Entry, MirrorEntry, RecordProblem
 from vipexsync.errors import ConfigError, VipexSyncError
 from vipexsync.mapping import MappingResult, compile_mapping, map_records
 from vipexsync.mirror import store
@@ -61,6 +62,7 @@ class RunOptions:
     dry_run: bool = False
     force_delete: bool = False
     plan_out: Path | None = None
+    rejects_out: Path | None = None
 
 
 def remote_entry(entry: PhonebookEntry, field_ids: frozenset[int]) -> Entry:
@@ -99,20 +101,93 @@ class RemoteRows:
         return entry
 
 
-def write_plan_file(path: Path, plan: Plan, verdict: GuardVerdict) -> None:
-    """The plan as JSON (one object per change), written atomically."""
+def write_plan_file(
+    path: Path,
+    plan: Plan,
+    verdict: GuardVerdict,
+    problems: Iterable[RecordProblem] = (),
+) -> None:
+    """The plan as JSON, written atomically: one object per change, then one
+    per rejected record or field (``"action": "reject"``, never folded)."""
     withheld = {c.phonenumber for c in verdict.withheld}
-    rows = []
+    rows: list[dict[str, object]] = []
     for change in plan.changes:
         row = change.as_json()
         row["withheld"] = change.action is Action.DELETE and change.phonenumber in withheld
         rows.append(row)
+    for problem in problems:
+        rows.append(
+            {
+                "action": "reject",
+                "phonenumber": problem.phonenumber,
+                "before": None,
+                "after": None,
+                **problem.as_json(),
+            }
+        )
+
+    def dump(out: TextIO) -> None:
+        json.dump(rows, out, ensure_ascii=False, indent=2)
+        out.write("\n")
+
+    _write_atomically(path, dump)
+
+
+REJECTS_COLUMNS = (
+    "key",
+    "location",
+    "display name",
+    "field",
+    "value",
+    "reason",
+    "code",
+    "fatal",
+    "phonenumber",
+)
+
+
+def write_rejects_file(path: Path, problems: Iterable[RecordProblem]) -> None:
+    """Every rejection and note as CSV for the CRM's owners, written atomically.
+
+    UTF-8 with a byte-order mark so that Excel shows accents right; one row
+    per finding; a repeated finding is written once.
+    """
+
+    def dump(out: TextIO) -> None:
+        writer = csv.writer(out)
+        writer.writerow(REJECTS_COLUMNS)
+        seen: set[tuple[str, ...]] = set()
+        for p in problems:
+            row = (
+                p.record_key,
+                p.locator,
+                p.display_name,
+                p.field,
+                p.value,
+                p.reason,
+                p.code,
+                "yes" if p.fatal else "no",
+                p.phonenumber or "",
+            )
+            if row not in seen:
+                seen.add(row)
+                writer.writerow(row)
+
+    _write_atomically(path, dump, encoding="utf-8-sig", newline="")
+
+
+def _write_atomically(
+    path: Path,
+    dump: Callable[[TextIO], None],
+    *,
+    encoding: str = "utf-8",
+    newline: str | None = None,
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(rows, out, ensure_ascii=False, indent=2)
-            out.write("\n")
+        with os.fdopen(fd, "w", encoding=encoding, newline=newline) as out:
+            dump(out)
         Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -293,6 +368,8 @@ class JobRun:
             source.read(), compiled, region=job.default_region, ownership_tag=job.ownership_tag
         )
         self._log_rejections(mapped)
+        if opts.rejects_out is not None:
+            write_rejects_file(opts.rejects_out, (*mapped.problems, *mapped.notes))
 
         remote: RemoteView | None = None
         remote_count: int | None = None
@@ -336,7 +413,7 @@ class JobRun:
                 )
         self._count_plan(mapped, mirror, remote_count, planned, guard_tripped=verdict.tripped)
         if opts.plan_out is not None:
-            write_plan_file(opts.plan_out, planned, verdict)
+            write_plan_file(opts.plan_out, planned, verdict, (*mapped.problems, *mapped.notes))
 
         base = RunReport(
             job=job.name,
@@ -346,6 +423,8 @@ class JobRun:
             run_id=run_id,
             planned=planned.counts(),
             rejections=group_problems((*mapped.problems, *mapped.notes)),
+            problems=(*mapped.problems, *mapped.notes),
+            key_rules=mapped.key_rules,
             withheld_deletes=len(verdict.withheld),
             guard_reasons=verdict.reasons,
             drift=planned.drift,
@@ -524,15 +603,22 @@ class JobRun:
         self.metrics.rejected(name, by_code)
 
     def _log_rejections(self, mapped: MappingResult) -> None:
-        groups = group_problems(mapped.problems)
-        for group in groups:
-            log.warning(
-                "job %s: %d record(s) rejected (%s), e.g. %s",
-                self.job.name,
-                group.count,
-                group.code,
-                "; ".join(group.examples[:3]),
+        """One line per rejection reason, then each finding once (never folded)."""
+        name = self.job.name
+        for group in group_problems((*mapped.problems, *mapped.notes)):
+            level = logging.WARNING if group.fatal else logging.INFO
+            kind = "record(s) or number(s) rejected" if group.fatal else "field(s) dropped or noted"
+            log.log(level, "job %s: %d %s (%s)", name, group.count, kind, group.code)
+        seen: set[str] = set()
+        for problem in (*mapped.problems, *mapped.notes):
+            line = f"{problem.reason} [{problem.code}]" + (
+                f" at {problem.locator}" if problem.locator else ""
             )
+            if line not in seen:
+                seen.add(line)
+                log.log(
+                    logging.WARNING if problem.fatal else logging.INFO, "job %s: %s", name, line
+                )
 
 
 def _counts(counter: Mapping[str, int]) -> dict[str, int]:
