@@ -4,8 +4,9 @@ Packages are found automatically (``[tool.setuptools.packages.find]``), which
 only sees folders with an ``__init__.py``; the first test makes a folder of
 modules without one fail here rather than vanish from the wheel. The second
 builds the wheel (or takes the one CI built, ``$VIPEXSYNC_TEST_WHEEL``) and
-compares its files with the tree. CI then installs that wheel into a fresh
-venv and runs ``vipexsync demo`` and ``vipexsync db upgrade`` from it.
+checks it holds every file of the package, data files (package-data) too.
+CI then installs that wheel into a fresh venv and runs ``vipexsync demo`` and
+``vipexsync db upgrade`` from it (.ci/wheel-smoke).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "vipexsync"
-SHIPPED_SUFFIXES = {".py", ".mako", ".csv"}
 COPY_IGNORE = (
     ".git",
     ".venv",
@@ -36,15 +36,16 @@ COPY_IGNORE = (
 
 
 def source_files() -> set[str]:
+    """Every file of the package in the checkout: modules and data alike."""
     return {
         path.relative_to(ROOT).as_posix()
         for path in PACKAGE.rglob("*")
-        if path.is_file() and path.suffix in SHIPPED_SUFFIXES and "__pycache__" not in path.parts
+        if path.is_file() and path.suffix != ".pyc" and "__pycache__" not in path.parts
     }
 
 
 def test_every_folder_of_modules_is_a_package() -> None:
-    folders = {Path(name).parent for name in source_files()}
+    folders = {Path(name).parent for name in source_files() if name.endswith(".py")}
     missing = sorted(str(f) for f in folders if not (ROOT / f / "__init__.py").is_file())
     assert missing == [], f"add an __init__.py, or the wheel leaves these out: {missing}"
 
