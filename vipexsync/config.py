@@ -482,7 +482,7 @@ class CsvSourceConfig:
 
 
 _SQL_QUERY_EXAMPLE = (
-    "\n  SELECT id, last_name, first_name, company, phone, mobile, segment\n"
+    "  SELECT id, last_name, first_name, company, phone, mobile, segment\n"
     "  FROM contacts WHERE active AND region = :region\n"
 )
 

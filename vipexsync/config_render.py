@@ -128,8 +128,8 @@ def toml_value(value: Any) -> str:
         return str(int(value)) if value.is_integer() else repr(value)
     if isinstance(value, str | Path):
         text = str(value)
-        if "\n" in text and "\\" not in text and '"""' not in text and text.startswith("\n"):
-            return f'"""{text}"""'
+        if "\n" in text and "\\" not in text and '"""' not in text:
+            return f'"""\n{text}"""'  # TOML drops the newline right after the opening quotes
         return json.dumps(text, ensure_ascii=False)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(toml_value(item) for item in value) + "]"
@@ -365,12 +365,5 @@ def write_starter(path: Path, source_type: str, *, force: bool = False) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m vipexsync.config_render``: print the example file (``make example``)."""
-    del argv
+if __name__ == "__main__":  # `make example`
     sys.stdout.write(render_example())
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -69,6 +69,7 @@ __all__ = [
     "NUMBER_NOT_SYNCED",
     "SOURCE_REPAIRED",
     "UNDECODABLE_VALUE",
+    "UNREADABLE_PART",
     "VALUE_REPLACED",
     "CompiledCustomField",
     "CompiledMapping",
@@ -97,6 +98,7 @@ UNDECODABLE_VALUE: Final = "undecodable_value"
 VALUE_REPLACED: Final = "value_replaced"
 SOURCE_REPAIRED: Final = "source_repaired"
 NUMBER_NOT_SYNCED: Final = "number_not_synced"
+UNREADABLE_PART: Final = "unreadable_file"
 
 
 # --------------------------------------------------------------------- compiling
@@ -272,6 +274,7 @@ class MappingResult:
     records: int  # source records seen
     notes: tuple[RecordProblem, ...] = ()
     key_rules: Mapping[str, int] = field(default_factory=dict)  # rule ("" = configured) -> records
+    source_complete: bool = True  # False: a part of the source could not be read
 
     def rejected_by_code(self) -> dict[str, int]:
         """How many problems of each code: the ``vipexsync_rejected_records`` gauge."""
@@ -330,7 +333,21 @@ def map_records(
         repeated: dict[str, list[str]] = {}
         shared = _Shared()
         key_rules: Counter[str] = Counter()
+        complete = True
         for record in records:
+            if record.unreadable:
+                complete = False
+                missing.append(
+                    RecordProblem(
+                        record_key=record.locator,
+                        field="",
+                        code=UNREADABLE_PART,
+                        reason=f"{record.locator}: {record.unreadable}; the rest of the "
+                        "source is synced, but nothing is deleted until it reads",
+                        locator=record.locator,
+                    )
+                )
+                continue
             count += 1
             key_rules[record.key_rule] += 1
             key = record.key
@@ -395,6 +412,7 @@ def map_records(
         records=count,
         notes=tuple(notes),
         key_rules=dict(key_rules),
+        source_complete=complete,
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -47,6 +48,7 @@ listen = ""
 name = "vcards"
 vipex_id = "7001"
 full_resync_cron = ""
+max_delete_ratio = 1.0  # only the unreadable file may hold deletions back
 [jobs.source]
 type = "vcard"
 path = "{corpus}/vcards"
@@ -237,3 +239,24 @@ def test_corpus_report_names_key_rules_and_unsynced_numbers(
     }
     assert all(r["location"] for r in rejected)
     assert {r["action"] for r in rows} == {"create", "reject"}
+
+
+def test_a_bad_file_in_the_folder_costs_that_file_and_deletes_nothing(
+    vipex: RunningEmulator, config: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "vcards"
+    shutil.copytree(CORPUS / "vcards", folder)
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace(f"{CORPUS.as_posix()}/vcards", folder.as_posix()), "utf-8")
+    assert cli(config, "sync", "--job", "vcards", "--full-resync").returncode == 0
+
+    iphone = folder / "iphone.vcf"
+    iphone.write_bytes(iphone.read_bytes()[:300])  # cut short mid-card
+    (folder / "new.vcf").write_bytes(b"BEGIN:VCARD\nFN:Uj Ember\nTEL:+36 1 999 1234\nEND:VCARD\n")
+    result = cli(config, "sync", "--job", "vcards")
+
+    assert result.returncode == 3, result.stdout + result.stderr  # deletions withheld
+    assert "unreadable_file" in result.stdout
+    assert "vcards/iphone.vcf" in result.stdout
+    landed = {str(e["phonenumber"]) for e in vipex.state.entries(IDS["vcards"])}
+    assert landed == VOICE["vcards"] | {"3619991234"}  # iPhone's numbers kept, the new one in

@@ -225,3 +225,26 @@ def test_undecodable_bytes_cost_only_that_value(tmp_path: Path) -> None:
 def test_missing_path_fails(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="cannot read"):
         read(tmp_path / "none.vcf")
+
+
+def test_one_bad_file_of_a_folder_is_reported_and_the_others_read(tmp_path: Path) -> None:
+    folder = tmp_path / "contacts"
+    folder.mkdir()
+    write(folder / "a.vcf", CARD_30)
+    write(folder / "b-cut.vcf", CARD_40[: CARD_40.index("END:VCARD")])
+    write(folder / "c.vcf", CARD_21)
+
+    records = read(folder)
+
+    assert [r.locator for r in records if not r.unreadable] == [
+        "contacts/a.vcf card 1 (line 1, 'Dr. Kovács Éva Mária')",
+        "contacts/c.vcf card 1 (line 1, 'Őri Ádám')",
+    ]
+    [bad] = [r for r in records if r.unreadable]
+    assert bad.locator == "contacts/b-cut.vcf"
+    assert "line 1: the card that starts here has no END:VCARD" in bad.unreadable
+
+
+def test_a_single_bad_file_still_fails_the_read(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="no END:VCARD"):
+        read(write(tmp_path / "cut.vcf", CARD_40[: CARD_40.index("END:VCARD")]))

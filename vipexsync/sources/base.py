@@ -47,6 +47,9 @@ class SourceRecord:
     #: when the source knows them (vCard TEL); the mapping notes the ones it
     #: does not sync, so no number is dropped silently.
     numbers: tuple[tuple[str, str], ...] = ()
+    #: Not a record: a part of the source (one file of a folder) that could not
+    #: be read, and why. The others are still synced, but nothing is deleted.
+    unreadable: str = ""
 
 
 class Source(Protocol):

@@ -34,7 +34,9 @@ Fields of each card, for the mapping's templates:
 Parsing is :func:`vipexsync.sources.vcard.parse_vcards`: a value that cannot
 be decoded costs that value (or the card, if the mapping uses it), never the
 file. A file that cannot be read, holds no card, or ends inside a card stops
-the read, naming the file and line: nothing is deleted on a partial read.
+the read, naming the file and line; in a folder, that file alone is skipped
+and reported (``unreadable_file``), the others are synced, and the run deletes
+nothing (exit 3): nothing is deleted on a partial read.
 """
 
 from __future__ import annotations
@@ -63,6 +65,14 @@ def card_record(card: ParsedCard, origin: str, key: str | None = None) -> Source
         notes=card.notes,
         numbers=tuple((t.label, t.value) for t in card.tels),
     )
+
+
+class _FileError(SourceError):
+    """One file failed; ``detail`` says why without the source's description."""
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class VcardSource:
@@ -94,23 +104,41 @@ class VcardSource:
 
     def read(self) -> Iterator[SourceRecord]:
         seen: dict[str, int] = {}  # digest keys handed out, for ~2, ~3...
+        folder = Path(self._cfg.path).is_dir()
         for path, label in self._files():
-            for card in self._read_file(path, label):
-                key = card.key
-                if key.startswith("digest:"):
-                    count = seen.get(key, 0) + 1
-                    seen[key] = count
-                    if count > 1:
-                        key = f"{key}~{count}"
-                yield card_record(card, label, key)
+            if not folder:
+                yield from self._records(self._read_file(path, label), label, seen)
+                continue
+            try:
+                cards = list(self._read_file(path, label))
+            except SourceError as exc:
+                # One bad file of a folder never stops the others; the run then
+                # deletes nothing (the file's contacts may be among the "missing").
+                detail = exc.detail if isinstance(exc, _FileError) else str(exc)
+                yield SourceRecord(key="", fields={}, locator=label, unreadable=detail)
+                continue
+            yield from self._records(iter(cards), label, seen)
+
+    def _records(
+        self, cards: Iterator[ParsedCard], label: str, seen: dict[str, int]
+    ) -> Iterator[SourceRecord]:
+        for card in cards:
+            key = card.key
+            if key.startswith("digest:"):
+                count = seen.get(key, 0) + 1
+                seen[key] = count
+                if count > 1:
+                    key = f"{key}~{count}"
+            yield card_record(card, label, key)
 
     def _read_file(self, path: Path, label: str) -> Iterator[ParsedCard]:
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise SourceError(
+            raise _FileError(
                 f"{self.description}: cannot read {path} ({exc.strerror or exc}); "
-                "check the source's `path` and the file's permissions"
+                "check the source's `path` and the file's permissions",
+                f"cannot read the file ({exc.strerror or exc})",
             ) from None
         try:
             yield from parse_vcards(
@@ -123,4 +151,7 @@ class VcardSource:
                 if "not vCard" in exc.message
                 else "export the file again; nothing is deleted until it reads completely"
             )
-            raise SourceError(f"{self.description}: {where}: {exc.message}; {advice}") from None
+            raise _FileError(
+                f"{self.description}: {where}: {exc.message}; {advice}",
+                f"line {exc.line}: {exc.message}" if exc.line else exc.message,
+            ) from None

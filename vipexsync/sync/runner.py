@@ -481,7 +481,9 @@ class JobRun:
     ) -> GuardContext:
         job = self.job
         return GuardContext(
-            source_complete=True,  # an incomplete read raised before planning
+            # A source that fails as a whole raises before planning; one that
+            # skipped an unreadable part (a file of a vCard folder) says so here.
+            source_complete=mapped.source_complete,
             source_records=mapped.records,
             min_source_records=job.min_source_records,
             remote_complete=remote.complete if remote is not None else True,
