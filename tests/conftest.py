@@ -103,3 +103,25 @@ def job_files(tmp_path: Path) -> Callable[..., Path]:
         return config
 
     return make
+
+
+@pytest.fixture(scope="module")
+def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real Radicale CardDAV server (subprocess, free loopback port, htpasswd auth).
+
+    Yields a ``radicale_server.RunningRadicale``; one per test module, so each
+    test makes its own address book with ``make_book()``. Skips, with
+    Radicale's own words, where Radicale cannot start.
+    """
+    import contextlib
+
+    from radicale_server import PASSWORD, USER, RadicaleUnavailable, start_radicale
+
+    with contextlib.ExitStack() as stack:
+        try:
+            server = stack.enter_context(
+                start_radicale(tmp_path_factory.mktemp("radicale"), USER, PASSWORD)
+            )
+        except RadicaleUnavailable as exc:
+            pytest.skip(f"Radicale cannot start here: {exc}")
+        yield server

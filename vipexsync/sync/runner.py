@@ -361,7 +361,7 @@ class JobRun:
         compiled = compile_mapping(job.mapping, fields, job=job.name)
         field_ids = compiled.custom_field_ids
 
-        source = open_source(job.source)
+        source = open_source(job.source, full=full)
         # A source that fails or is cut short raises SourceError here: the run
         # fails before planning, so it deletes (and writes) nothing.
         mapped = map_records(
