@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck format bench check clean example
+.PHONY: demo test test-systemd lint typecheck format bench check clean example
 
 # deploy/constraints.txt pins the runtime dependencies: the tests run with the
 # versions a /opt install gets.
@@ -25,6 +25,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The deploy/systemd units under a real systemd, in a Debian container (root;
+# Debian packages systemd-container and debootstrap). `make test` skips it.
+test-systemd: $(STAMP)
+	VIPEXSYNC_TEST_NSPAWN=1 $(BIN)/python -m pytest -p no:cacheprovider tests/e2e/test_systemd_nspawn.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
