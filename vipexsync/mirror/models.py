@@ -1,6 +1,6 @@
 """The mirror database's tables, as typed SQLAlchemy 2.x declarative models.
 
-The schema is owned by Alembic (``migrations/versions``); these models are the
+The schema is owned by Alembic (``vipexsync/migrations/versions``); these models are the
 target it is compared against, so any change here needs a new revision.
 Timestamps are stored as UTC and always come back timezone-aware, whatever the
 engine; JSON columns hold SQL NULL (not JSON ``null``) when a value is absent.
