@@ -613,6 +613,8 @@ class JobRun:
             level = logging.WARNING if group.fatal else logging.INFO
             kind = "record(s) or number(s) rejected" if group.fatal else "field(s) dropped or noted"
             log.log(level, "job %s: %d %s (%s)", name, group.count, kind, group.code)
+        # Every rejected record by name (a repeated line once); the notes and
+        # dropped fields, which lose no record, only at DEBUG: they can be many.
         seen: set[str] = set()
         for problem in (*mapped.problems, *mapped.notes):
             line = f"{problem.reason} [{problem.code}]" + (
@@ -621,7 +623,7 @@ class JobRun:
             if line not in seen:
                 seen.add(line)
                 log.log(
-                    logging.WARNING if problem.fatal else logging.INFO, "job %s: %s", name, line
+                    logging.WARNING if problem.fatal else logging.DEBUG, "job %s: %s", name, line
                 )
 
 
