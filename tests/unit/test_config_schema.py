@@ -51,6 +51,7 @@ SOURCE_MINIMAL: dict[str, dict[str, Any]] = {
     "sql": {"url": "sqlite:////srv/crm.sqlite3", "query": "SELECT 1", "key": "id"},
     "http": {"url": "https://crm.example.com/api", "key": "id"},
     "vcard": {"path": "cards"},
+    "carddav": {"url": "https://dav.example.hu/alice/contacts/"},
 }
 # Where each class's table sits in the document.
 PATHS: dict[type[Any], tuple[str | int, ...]] = {
