@@ -169,3 +169,32 @@ class ChangeRow(Base):
     reason: Mapped[str] = mapped_column(sa.Text)
     api_reason: Mapped[str | None] = mapped_column(sa.Text)
     at: Mapped[datetime]
+
+
+OMISSION_RULES = ("keep", "clear", "unknown")
+
+
+class WriteSemanticsRow(Base):
+    """What ``vipexsync probe`` learnt of one subscription's write semantics.
+
+    One row per VIPeX subscription (jobs on the same subscription share it);
+    a new probe replaces it. ``steps`` keeps each step and VIPeX's answer.
+    """
+
+    __tablename__ = "write_semantics"
+    __table_args__ = (
+        sa.CheckConstraint(_one_of("omitted", OMISSION_RULES), name="omitted"),
+        sa.CheckConstraint(
+            "max_name_length IS NULL OR max_name_length > 0", name="max_name_length"
+        ),
+    )
+
+    vipex_id: Mapped[str] = mapped_column(sa.String(JOB_LENGTH), primary_key=True)
+    omitted: Mapped[str] = mapped_column(sa.String(LABEL_LENGTH))
+    trims: Mapped[bool] = mapped_column(sa.Boolean)
+    nfc: Mapped[bool] = mapped_column(sa.Boolean)
+    max_name_length: Mapped[int | None] = mapped_column(sa.Integer)
+    not_found_answer: Mapped[str] = mapped_column(sa.Text)
+    phonenumber: Mapped[str] = mapped_column(sa.String(PHONE_LENGTH))
+    probed_at: Mapped[datetime]
+    steps: Mapped[list[str]] = mapped_column(_json())
