@@ -53,6 +53,7 @@ from vipexsync.config_schema import (
     toml_type,
 )
 from vipexsync.errors import ConfigError
+from vipexsync.semantics import STATED_CHOICES, StatedSemantics
 from vipexsync.template import parse_template, template_problem
 
 __all__ = ["Secret"]  # re-exported: the rest of vipexsync imports it from here
@@ -61,6 +62,7 @@ DeletePolicy = Literal["owned", "all", "never"]
 
 CONFIG_ENV = "VIPEXSYNC_CONFIG"
 PASSWORD_ENV = "VIPEXSYNC_VIPEX_PASSWORD"  # noqa: S105 - the variable's name, not a password
+SOURCE_PASSWORD_ENV = "VIPEXSYNC_SOURCE_PASSWORD"  # noqa: S105 - a carddav source's password
 CREDENTIAL_NAME = "vipex-password"
 LOCAL_CONFIG = Path("vipexsync.toml")
 SYSTEM_CONFIG = Path("/etc/vipexsync/vipexsync.toml")
@@ -105,6 +107,16 @@ def _vipex_url_problem(url: str, allow_http: bool) -> str | None:
 _HOST_NAME = re.compile(
     r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$"
 )
+
+
+def _probe_number_problem(number: str) -> str | None:
+    """Why a probe number is not in VIPeX's form, or None; "" (the default) is fine."""
+    if number == "" or re.fullmatch(r"[1-9][0-9]{7,14}", number):
+        return None
+    return (
+        f"{number!r} is not in VIPeX's form: international digits without '+' or leading "
+        "zeros, 8 to 15 of them (e.g. 442079460999)"
+    )
 
 
 def _listen_problem(listen: str) -> str | None:
@@ -257,6 +269,20 @@ def _http_url_problem(url: str) -> str | None:
     return None
 
 
+def _carddav_url_problem(url: str) -> str | None:
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return (
+            "must be the address book's https:// URL, e.g. "
+            '"https://cloud.example.hu/remote.php/dav/addressbooks/users/NAME/contacts/"'
+        )
+    if parts.username is not None or parts.password is not None:
+        return "must not contain a user name or password; use username and password_file"
+    return None
+
+
 def _vcard_key_problem(key: str) -> str | None:
     return None if key.strip() else 'must not be empty (the default is "UID")'
 
@@ -368,6 +394,39 @@ class VipexConfig:
         default=60.0,
         positive=True,
         shown=False,
+    )
+    write_semantics: StatedSemantics = setting(
+        "What VIPeX's set_phonebook_entry does with a field it is NOT sent.",
+        kind="choice",
+        default="probe",
+        choices=STATED_CHOICES,
+        shown=False,
+        notes=[
+            "The vendor document does not say. vipexsync never sends the custom fields",
+            "your mapping leaves out; if VIPeX clears them, every update would wipe them.",
+            '"probe": follow what `vipexsync probe` recorded for the subscription; until',
+            "a probe has run, writes behave as if omitted fields were kept and",
+            "`vipexsync check` warns.",
+            '"keep_omitted" / "clear_omitted": state it. With "clear_omitted" each update',
+            "first reads the entry (one get_phonebook_entry call) and re-sends the custom",
+            "fields the mapping does not manage. Trimming, truncation and normalisation",
+            "are only ever learnt by the probe.",
+        ],
+    )
+    probe_number: str = setting(
+        "The reserved test number `vipexsync probe` creates, changes and deletes.",
+        kind="string",
+        default="",
+        example="442079460999",
+        shown=False,
+        check=_probe_number_problem,
+        default_doc="442079460999",
+        notes=[
+            'In VIPeX\'s form: international digits, no "+". It must be a valid number',
+            "that is NOT in the phonebook: the probe refuses a number that exists. The",
+            "default, +44 20 7946 0999, is from the range Ofcom reserves for drama, never",
+            "anyone's line. `vipexsync probe --number N` overrides it.",
+        ],
     )
 
 
@@ -703,7 +762,104 @@ class VcardSourceConfig:
     type: Literal["vcard"] = "vcard"
 
 
-SourceConfig = CsvSourceConfig | SqlSourceConfig | HttpSourceConfig | VcardSourceConfig
+@config_class
+class CarddavSourceConfig:
+    """One address book on a CardDAV server (Nextcloud, Radicale, Baïkal, SOGo, iCloud)."""
+
+    url: str = setting(
+        "The address book collection itself.",
+        kind="string",
+        check=_carddav_url_problem,
+        example="https://cloud.example.hu/remote.php/dav/addressbooks/users/sync/contacts/",
+        notes=[
+            "Radicale: https://HOST/USER/BOOK/;",
+            "Baïkal: https://HOST/dav.php/addressbooks/USER/default/;",
+            "SOGo: https://HOST/SOGo/dav/USER/Contacts/personal/.",
+            "A URL that is not an address book (a principal, the home set) is refused.",
+            "The cards go through the vcard source's parser: the same fields (fn, n, org,",
+            "tel_voice, tel_cell...), and the job may leave out [jobs.mapping] as a vcard",
+            "job may. A read that fails or is cut short deletes nothing.",
+        ],
+    )
+    username: str | None = setting(
+        "HTTP basic auth: the user name; leave it out for a server without authentication.",
+        kind="string",
+        default=None,
+        convert=_empty_is_none,
+        example="sync",
+    )
+    password: Secret | None = setting(
+        "HTTP basic auth: the password.",
+        kind="secret",
+        default=None,
+        custom=True,
+        example="/etc/vipexsync/carddav-password",
+        default_doc=f"${SOURCE_PASSWORD_ENV} when username is set",
+        fingerprint="never",
+        notes=["iCloud needs an app-specific password."],
+    )
+    key: str = setting(
+        "The card property holding the stable id.",
+        kind="string",
+        default="UID",
+        check=_vcard_key_problem,
+        notes=[
+            'A card without it is keyed by its path on the server ("href:/..."), which',
+            "the server keeps for the card's life.",
+        ],
+    )
+    ca_bundle: Path | None = setting(
+        "A CA bundle (PEM) to verify the server against instead of the system's CAs.",
+        kind="path",
+        default=None,
+        shown=False,
+        example="/etc/vipexsync/carddav-ca.pem",
+        fingerprint="never",
+        notes=["E.g. a private CA. It cannot be combined with verify_tls = false."],
+    )
+    verify_tls: bool = setting(
+        "Check the server's TLS certificate.", kind="boolean", default=True, fingerprint="never"
+    )
+    allow_http: bool = setting(
+        "Allow an http:// url (the password would travel in clear text).",
+        kind="boolean",
+        default=False,
+        shown=False,
+        fingerprint="never",
+    )
+    timeout_seconds: float = setting(
+        "Seconds to wait for one answer.",
+        kind="number",
+        default=30.0,
+        positive=True,
+        fingerprint="never",
+        notes=["Connection failures, timeouts, 429 and 5xx are retried a few times first."],
+    )
+    batch_size: int = setting(
+        "Cards fetched per addressbook-multiget request.",
+        kind="integer",
+        default=100,
+        minimum=1,
+        maximum=1000,
+        fingerprint="never",
+    )
+    sync_collection: bool = setting(
+        "Use sync-collection (RFC 6578) when the server offers it.",
+        kind="boolean",
+        default=True,
+        fingerprint="never",
+        notes=[
+            "A daemon then fetches only the cards that changed since its last tick (a",
+            "full resync, and every new process, read all). false: always PROPFIND +",
+            "addressbook-multiget (RFC 6352).",
+        ],
+    )
+    type: Literal["carddav"] = "carddav"
+
+
+SourceConfig = (
+    CsvSourceConfig | SqlSourceConfig | HttpSourceConfig | VcardSourceConfig | CarddavSourceConfig
+)
 
 # Every source type, by its `type`; the first is the example file's and init's default.
 SOURCE_TYPES: dict[str, type[SourceConfig]] = {
@@ -711,6 +867,7 @@ SOURCE_TYPES: dict[str, type[SourceConfig]] = {
     "sql": SqlSourceConfig,
     "http": HttpSourceConfig,
     "vcard": VcardSourceConfig,
+    "carddav": CarddavSourceConfig,
 }
 
 
@@ -1206,8 +1363,11 @@ def _parse_job(table: Table, ctx: SecretContext) -> JobConfig | None:
     suffix = f" of job {name!r}" if name else ""
     source_table = table.table("source", f"[jobs.source]{suffix}", required=True)
     source = _parse_source(source_table, ctx) if source_table else None
-    # A vCard job may leave the mapping out: its fields are known.
-    vcard = isinstance(source, VcardSourceConfig)
+    # A vCard or CardDAV job may leave the mapping out: its fields are known.
+    # (Judged by the declared type, so a source with a problem of its own does
+    # not also make the mapping's defaults look missing.)
+    kind = source_table.data.get("type") if source_table else None
+    vcard = kind in CARD_SOURCE_TYPES
     mapping_table = table.table("mapping", f"[jobs.mapping]{suffix}", required=not vcard)
     if mapping_table is None and vcard:
         mapping_table = Table({}, table.key("mapping"), f"[jobs.mapping]{suffix}", table.problems)
@@ -1265,6 +1425,15 @@ def _parse_source(table: Table, ctx: SecretContext) -> SourceConfig | None:
     elif cls is HttpSourceConfig:
         _check_http_auth(table, values)
         _check_ca_bundle(table, values)
+    elif cls is CarddavSourceConfig:
+        values["password"] = _carddav_password(table, values, ctx)
+        _check_ca_bundle(table, values)
+        if values["url"].lower().startswith("http:") and not values["allow_http"]:
+            table.problem(
+                "url",
+                "http:// would send the CardDAV password in clear text; use https://, or set "
+                "allow_http = true in this source if you really mean it (e.g. on loopback)",
+            )
     # A required path that is missing leaves nothing to read: no source.
     if any(
         key.kind == "path" and key.required and values[key.name] is None for key in keys_of(cls)
@@ -1325,11 +1494,34 @@ def _check_http_auth(table: Table, values: Mapping[str, Any]) -> None:
         table.problem("username", "a password is set, so basic auth needs a username too")
 
 
+def _carddav_password(table: Table, values: Mapping[str, Any], ctx: SecretContext) -> Any:
+    """password_file / inline password, else $VIPEXSYNC_SOURCE_PASSWORD; only with a username."""
+    explicit = table.has("password") or table.has("password_file")
+    username = values["username"]
+    if explicit:
+        if username is None:
+            table.problem("username", "a password is set, so basic auth needs a username too")
+        return read_key(table, key_of(CarddavSourceConfig, "password"), ctx)
+    if username is None:
+        return None
+    from_env = ctx.environ.get(SOURCE_PASSWORD_ENV, "")
+    if from_env:
+        return Secret(from_env)
+    table.problem(
+        "password",
+        "username is set, so the CardDAV server needs a password: password_file = "
+        f'"..." in this source, or the environment variable ${SOURCE_PASSWORD_ENV}',
+    )
+    return None
+
+
 # --------------------------------------------------------------------------
 # [jobs.mapping]
 # --------------------------------------------------------------------------
 
 
+#: Source types whose cards the mapping's defaults below fit.
+CARD_SOURCE_TYPES = ("vcard", "carddav")
 #: What a vCard job's mapping defaults to: every voice number, named by FN,
 #: else N, else ORG (company-only contacts).
 VCARD_PHONE_FIELDS: tuple[str, ...] = ("tel_voice",)

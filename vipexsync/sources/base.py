@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from vipexsync.config import (
+    CarddavSourceConfig,
     CsvSourceConfig,
     HttpSourceConfig,
     SourceConfig,
@@ -73,8 +74,12 @@ def clean_value(value: str) -> str:
     return value.strip()
 
 
-def open_source(cfg: SourceConfig) -> Source:
-    """Build the adapter for a source configuration (dispatch on its type)."""
+def open_source(cfg: SourceConfig, *, full: bool = False) -> Source:
+    """Build the adapter for a source configuration (dispatch on its type).
+
+    ``full`` asks for a read that trusts nothing kept from earlier reads in
+    this process (a full resync); only the carddav source keeps anything.
+    """
     # Imported here so that importing the record type stays cheap and acyclic.
     if isinstance(cfg, CsvSourceConfig):
         from vipexsync.sources.csv_source import CsvSource
@@ -92,5 +97,9 @@ def open_source(cfg: SourceConfig) -> Source:
         from vipexsync.sources.vcard_source import VcardSource
 
         return VcardSource(cfg)
+    if isinstance(cfg, CarddavSourceConfig):
+        from vipexsync.sources.carddav_source import CarddavSource
+
+        return CarddavSource(cfg, full=full)
     # Unreachable for a well-typed config; kept for configs built by hand.
     raise TypeError(f"unknown source configuration {type(cfg).__name__}")  # pragma: no cover

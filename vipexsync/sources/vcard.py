@@ -271,6 +271,7 @@ def parse_vcards(
     origin: str,
     encoding: str = "utf-8",
     key: str = "UID",
+    decoded: bool = False,
 ) -> Iterator[ParsedCard]:
     """Parse every card in ``data``; raise :class:`VcardSyntaxError` if it is no
     vCard or ends inside a card (so nothing read from it can be trusted whole).
@@ -279,6 +280,9 @@ def parse_vcards(
     UTF-8 (valid UTF-8 is always read as UTF-8); UTF-16 data is
     recognised by itself and its CHARSET parameters are ignored (the text is
     already decoded). ``origin`` names the data in notes (a file, a URL).
+    ``decoded`` says that a transport already decoded the text and ``data``
+    is its UTF-8 (a CardDAV server's address-data): there too a CHARSET
+    applies only to the bytes a QUOTED-PRINTABLE value encodes.
     """
     codec = utf16_codec(data)
     if codec is not None:
@@ -292,7 +296,9 @@ def parse_vcards(
     else:
         if data.startswith(codecs.BOM_UTF8):
             data = data[len(codecs.BOM_UTF8) :]
-        honour_charset = True
+        honour_charset = not decoded
+        if decoded:
+            encoding = "utf-8"
     decoder = _Decoder(data, encoding, honour_charset)
     for index, card in enumerate(_cards(data), start=1):
         yield _build(card, index, decoder, key)
@@ -398,9 +404,14 @@ class _Decoder:
         """(the value still vCard-escaped, why it was damaged or None)."""
         raw = prop.value
         encodings = {e.upper() for e in prop.params.get("ENCODING", [])}
-        if encodings & {"QUOTED-PRINTABLE", "QP"}:
+        quoted = bool(encodings & {"QUOTED-PRINTABLE", "QP"})
+        if quoted:
             raw = quopri.decodestring(raw)
-        charset = (prop.params.get("CHARSET") or [""])[0] if self.honour_charset else ""
+        # Decoded text (UTF-16, CardDAV) keeps a CHARSET that no longer fits its
+        # raw values (Radicale serves "FN;CHARSET=windows-1250:" in UTF-8); the
+        # bytes a quoted-printable value encodes are still in that CHARSET.
+        honour = self.honour_charset or quoted
+        charset = (prop.params.get("CHARSET") or [""])[0] if honour else ""
         codec = self.encoding
         unknown = ""
         if charset:

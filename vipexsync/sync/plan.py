@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from vipexsync.domain import DesiredEntry, Entry, MirrorEntry, WriteState
+from vipexsync.semantics import normal_desired
 from vipexsync.sync.model import Action, Change, MirrorUpdate, Mode, Plan, Policy, RemoteView
 
 REASON_NEW = "new in CRM"
@@ -487,8 +488,11 @@ def plan(
     :func:`lookups_needed` on an incremental run (a number missing from it is
     not written this run); ``None`` sends unknown content without a look.
     The result depends only on the arguments.
+    The CRM's values are first put in the form VIPeX stores them
+    (``policy.semantics``), so a trimmed, truncated or normalised value VIPeX
+    holds counts as equal and is not rewritten on every run.
     """
-    b = _Builder(desired, policy, rejected_keys)
+    b = _Builder(normal_desired(desired, policy.semantics), policy, rejected_keys)
     if remote is None:
         return _plan_incremental(b, mirror, lookups)
     return _plan_full(b, mirror, remote)

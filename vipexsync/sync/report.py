@@ -77,6 +77,7 @@ class RunReport:
     applied: Mapping[str, int] = field(default_factory=dict)
     failed: Mapping[str, int] = field(default_factory=dict)
     not_attempted: int = 0  # writes skipped because the run stopped early
+    entry_reads: int = 0  # entries read before an update, to keep unmanaged fields
     rejections: tuple[RejectionGroup, ...] = ()
     withheld_deletes: int = 0
     guard_reasons: tuple[str, ...] = ()
@@ -115,8 +116,10 @@ class RunReport:
             by_code[group.code] += group.count
         return dict(by_code)
 
-    def as_json(self) -> dict[str, object]:
-        return {
+    def as_json(self, *, every_rejection: bool = True) -> dict[str, object]:
+        """The report for scripts; ``every_rejection=False`` leaves out the
+        per-record list (the runs table keeps only the groups)."""
+        data: dict[str, object] = {
             "job": self.job,
             "mode": self.mode,
             "dry_run": self.dry_run,
@@ -143,12 +146,15 @@ class RunReport:
             "unchecked": self.unchecked,
             "deferred_deletes": self.deferred_deletes,
             "api_calls": self.api_calls,
+            "entry_reads": self.entry_reads,
             "duration_seconds": round(self.duration_seconds, 3),
             "error": self.error,
             "first_failures": list(self.first_failures),
-            "rejected": [p.as_json() for p in self.problems],
             "key_rules": {(rule or "configured key"): n for rule, n in self.key_rules.items()},
         }
+        if every_rejection:
+            data["rejected"] = [p.as_json() for p in self.problems]
+        return data
 
     def summary_line(self) -> str:
         """One line per run, for the journal."""
@@ -175,6 +181,8 @@ class RunReport:
             if getattr(self, name):
                 parts.append(f"{name}={getattr(self, name)}")
         parts.append(f"api_calls={self.api_calls}")
+        if self.entry_reads:
+            parts.append(f"entry_reads={self.entry_reads}")
         parts.append(f"duration={self.duration_seconds:.1f}s")
         if self.error:
             parts.append(f"error={self.error}")
@@ -260,5 +268,11 @@ class RunReport:
                 kind = "rejected" if group.fatal else "fields dropped or noted"
                 lines.append(f"  {group.code}: {group.count} {kind}")
                 lines.extend(f"    {line}" for line in self._listing(group))
-        lines.append(f"API calls: {self.api_calls}; duration {self.duration_seconds:.2f} s")
+        reads = (
+            f" (of them {self.entry_reads} entry reads before updates: VIPeX clears what a "
+            "write leaves out)"
+            if self.entry_reads
+            else ""
+        )
+        lines.append(f"API calls: {self.api_calls}{reads}; duration {self.duration_seconds:.2f} s")
         return "\n".join(lines)

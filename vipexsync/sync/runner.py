@@ -27,10 +27,11 @@ from vipexsync.config import JobConfig, mapping_fingerprint
 from vipexsync.domain import DesiredEntry, Entry, MirrorEntry, RecordProblem
 from vipexsync.errors import ApiError, ApiResultError, ConfigError, VipexSyncError
 from vipexsync.mapping import MappingResult, compile_mapping, map_records
-from vipexsync.mirror import store
+from vipexsync.mirror import findings, store
 from vipexsync.progress import NullProgress, ProgressSink
+from vipexsync.semantics import StatedSemantics, effective_semantics
 from vipexsync.sources import open_source
-from vipexsync.sync.apply import ApplyOutcome, WriteResult, apply_plan
+from vipexsync.sync.apply import ApplyOutcome, WriteResult, WriteRules, apply_plan
 from vipexsync.sync.guard import guard, withhold_deletes
 from vipexsync.sync.model import (
     Action,
@@ -248,10 +249,12 @@ class JobRun:
         clock: Callable[[], datetime] = utcnow,
         still_held: Callable[[], bool] | None = None,
         foreign_tags: frozenset[str] = frozenset(),
+        stated_semantics: StatedSemantics = "probe",
     ) -> None:
         self.job = job
         self.still_held = still_held
         self.foreign_tags = foreign_tags
+        self.stated_semantics = stated_semantics
         self.client = client
         self.sessions = sessions
         self.options = options
@@ -337,7 +340,9 @@ class JobRun:
             },
             guard={"reasons": list(report.guard_reasons), "withheld": report.withheld_deletes},
             error=report.error,
-            report=report.as_json(),
+            # Not every rejected record: at 100k records a run every 5 minutes
+            # would store gigabytes; the groups and their examples stay.
+            report=report.as_json(every_rejection=False),
             now=self.clock(),
         )
         store.set_job_state(session, self.job.name, last_run_at=self.clock())
@@ -372,7 +377,7 @@ class JobRun:
         compiled = compile_mapping(job.mapping, fields, job=job.name)
         field_ids = compiled.custom_field_ids
 
-        source = open_source(job.source)
+        source = open_source(job.source, full=full)
         # A source that fails or is cut short raises SourceError here: the run
         # fails before planning, so it deletes (and writes) nothing.
         mapped = map_records(
@@ -406,6 +411,9 @@ class JobRun:
         # Loaded after the listing, whose transient memory (pages in flight)
         # the mirror then reuses: at 100k entries that keeps the peak lower.
         mirror = store.load_mirror(session, job.name, desired=mapped.desired)
+        semantics = effective_semantics(
+            self.stated_semantics, findings.load_findings(session, job.vipex_id)
+        )
         session.rollback()  # end the read transaction; writes come one by one
 
         policy = Policy(
@@ -413,6 +421,7 @@ class JobRun:
             ownership_tag=job.ownership_tag,
             managed_field_ids=field_ids,
             foreign_tags=self.foreign_tags,
+            semantics=semantics,
         )
         # What VIPeX holds where nobody knows (incremental creates, unconfirmed
         # writes) or where a complete listing missed an owned entry: one
@@ -472,7 +481,7 @@ class JobRun:
         if opts.dry_run:
             return base
 
-        outcome = self._apply(session, run_id, runnable)
+        outcome = self._apply(session, run_id, runnable, WriteRules(semantics, field_ids))
         self._confirm_mirror(session, run_id, runnable, remote)
         # Any write VIPeX did not confirm makes the run a failure (exit 1): it
         # is retried by the next run, but an operator should know. Refusals of
@@ -517,6 +526,7 @@ class JobRun:
             failed=_counts(outcome.failed),
             not_attempted=outcome.not_attempted,
             deferred_deletes=base.deferred_deletes + outcome.deferred,
+            entry_reads=outcome.reads,
             error=error,
             first_failures=tuple(self._first_failures),
         )
@@ -541,7 +551,7 @@ class JobRun:
             force_delete=self.options.force_delete,
         )
 
-    def _apply(self, session: Session, run_id: int, plan: Plan) -> ApplyOutcome:
+    def _apply(self, session: Session, run_id: int, plan: Plan, rules: WriteRules) -> ApplyOutcome:
         job = self.job
 
         def mark(changes: Sequence[Change]) -> None:
@@ -615,6 +625,7 @@ class JobRun:
             on_progress=self.progress.writes,
             mark=mark,
             still_held=self.still_held,
+            rules=rules,
         )
 
     def _look_up(
@@ -712,6 +723,8 @@ class JobRun:
             level = logging.WARNING if group.fatal else logging.INFO
             kind = "record(s) or number(s) rejected" if group.fatal else "field(s) dropped or noted"
             log.log(level, "job %s: %d %s (%s)", name, group.count, kind, group.code)
+        # Every rejected record by name (a repeated line once); the notes and
+        # dropped fields, which lose no record, only at DEBUG: they can be many.
         seen: set[str] = set()
         for problem in (*mapped.problems, *mapped.notes):
             line = f"{problem.reason} [{problem.code}]" + (
@@ -720,7 +733,7 @@ class JobRun:
             if line not in seen:
                 seen.add(line)
                 log.log(
-                    logging.WARNING if problem.fatal else logging.INFO, "job %s: %s", name, line
+                    logging.WARNING if problem.fatal else logging.DEBUG, "job %s: %s", name, line
                 )
 
 
