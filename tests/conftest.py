@@ -15,6 +15,36 @@ import support
 POSTGRES_ENV = "VIPEXSYNC_TEST_POSTGRES_URL"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--emulator-omitted",
+        choices=("keep", "clear"),
+        default=None,
+        help="what every test emulator does with a field set_phonebook_entry is not sent "
+        f"(default: ${support.OMITTED_ENV}, else keep)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    chosen = config.getoption("--emulator-omitted")
+    if chosen is not None:
+        os.environ[support.OMITTED_ENV] = chosen
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"emulator omitted fields: {support.emulator_omitted()}"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _emulator_world() -> Iterator[None]:
+    """Every emulator a test starts plays the omission world chosen for the run."""
+    from vipexsync.emulator import semantics
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(semantics, "DEFAULT", semantics.Semantics(omitted=support.emulator_omitted()))
+        yield
+
+
 @pytest.fixture
 def emulator() -> Iterator[object]:
     """The bundled VIPeX emulator on a free loopback port, in a thread.
@@ -97,9 +127,37 @@ def job_files(tmp_path: Path) -> Callable[..., Path]:
             "min_source_records": 1,
             "custom_fields": "",
         }
+        stated = str(
+            overrides.pop(
+                "write_semantics", support.stated_semantics_for(support.emulator_omitted())
+            )
+        )
         values.update(overrides)
         config = tmp_path / "vipexsync.toml"
-        config.write_text(support.JOB_TOML.format(**values), encoding="utf-8")
+        text = support.with_write_semantics(support.JOB_TOML.format(**values), stated)
+        config.write_text(text, encoding="utf-8")
         return config
 
     return make
+
+
+@pytest.fixture(scope="module")
+def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real Radicale CardDAV server (subprocess, free loopback port, htpasswd auth).
+
+    Yields a ``radicale_server.RunningRadicale``; one per test module, so each
+    test makes its own address book with ``make_book()``. Skips, with
+    Radicale's own words, where Radicale cannot start.
+    """
+    import contextlib
+
+    from radicale_server import PASSWORD, USER, RadicaleUnavailable, start_radicale
+
+    with contextlib.ExitStack() as stack:
+        try:
+            server = stack.enter_context(
+                start_radicale(tmp_path_factory.mktemp("radicale"), USER, PASSWORD)
+            )
+        except RadicaleUnavailable as exc:
+            pytest.skip(f"Radicale cannot start here: {exc}")
+        yield server

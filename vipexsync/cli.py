@@ -2,7 +2,7 @@
 
 Exit codes (../shared/CONTRACT.md): 0 the run completed; 1 the run failed;
 2 usage or configuration error; 3 a safety guard withheld deletions;
-4 the job is held by another process and was skipped.
+4 the job is held by another process and was skipped; 130 interrupted by Ctrl-C.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from vipexsync.errors import ConfigError, LockHeldError, UsageError, VipexSyncEr
 from vipexsync.sync.report import (
     EXIT_FAILED,
     EXIT_GUARDED,
+    EXIT_INTERRUPTED,
     EXIT_LOCKED,
     EXIT_OK,
     EXIT_USAGE,
@@ -35,22 +36,62 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vipexsync.cli")
 
+EXIT_CODES_HELP = f"""\
+exit codes:
+  {EXIT_OK}    the run completed (rejected records are reported, not fatal)
+  {EXIT_FAILED}    the run failed
+  {EXIT_USAGE}    usage or configuration error
+  {EXIT_GUARDED}    a safety guard withheld deletions (everything else was applied)
+  {EXIT_LOCKED}    the job is held by another process and was skipped
+  {EXIT_INTERRUPTED}  interrupted by Ctrl-C, after the writes in flight were recorded
+"""
+
+
+def _config_option(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """``--config`` before the command, or after it (``vipexsync sync --config F``).
+
+    After the command its default is SUPPRESS, so an absent option there does
+    not overwrite the one given before the command.
+    """
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None if top else argparse.SUPPRESS,
+        help="configuration file (default: $VIPEXSYNC_CONFIG, ./vipexsync.toml, "
+        "/etc/vipexsync/vipexsync.toml)",
+    )
+
+
+class _Subcommands:
+    """Adds subcommands that all accept ``--config`` and list the exit codes in ``--help``."""
+
+    def __init__(self, action: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+        self._action = action
+
+    def add_parser(self, name: str, *, help: str) -> argparse.ArgumentParser:
+        parser = self._action.add_parser(
+            name,
+            help=help,
+            description=help[:1].upper() + help[1:] + ".",
+            epilog=EXIT_CODES_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _config_option(parser, top=False)
+        return parser
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vipexsync",
         description="Keep a VIPeX phonebook equal to what your CRM says.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"vipexsync {__version__}")
-    parser.add_argument(
-        "--config",
-        type=Path,
-        help="configuration file (default: $VIPEXSYNC_CONFIG, ./vipexsync.toml, "
-        "/etc/vipexsync/vipexsync.toml)",
-    )
+    _config_option(parser, top=True)
     # The bare shorthand: `vipexsync --full-resync` means `vipexsync sync --full-resync`.
     _add_sync_options(parser, shorthand=True)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = _Subcommands(parser.add_subparsers(dest="command", metavar="COMMAND"))
 
     sub.add_parser("run", help="the daemon: schedule every job, serve metrics, run until stopped")
 
@@ -69,9 +110,41 @@ def build_parser() -> argparse.ArgumentParser:
     fields = sub.add_parser("fields", help="list the subscription's phonebook custom fields")
     fields.add_argument("--job", help="the job whose subscription to ask (default: every job)")
 
+    probe = sub.add_parser(
+        "probe",
+        help="settle the service's write semantics on a reserved test number, record them, "
+        "leave no trace",
+    )
+    probe.add_argument("--job", help="the job whose subscription to probe (default: the first)")
+    probe.add_argument(
+        "--number",
+        help="the test number, international digits (default: [vipex] probe_number, "
+        "else 442079460999 from Ofcom's drama range); it must not be in the phonebook",
+    )
+
+    history = sub.add_parser(
+        "history", help="the change log: what the daemon did to an entry (or a job's) and why"
+    )
+    history.add_argument(
+        "number", nargs="?", help="a phone number, as VIPeX shows it or as the CRM writes it"
+    )
+    history.add_argument("--job", help="only this job's changes")
+    history.add_argument("--since", help="only changes since then: 7d, 12h, 30m, 2w or a date")
+    history.add_argument(
+        "--limit", type=int, default=200, help="at most this many changes (default: 200)"
+    )
+    history.add_argument("--json", action="store_true", help="machine-readable output")
+
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", metavar="DB_COMMAND", required=True)
-    db_sub.add_parser("upgrade", help="apply database migrations")
+    _config_option(db_sub.add_parser("upgrade", help="apply database migrations"), top=False)
+    prune = db_sub.add_parser(
+        "prune", help="delete runs and change-log rows older than [database] keep_days, once"
+    )
+    _config_option(prune, top=False)
+    prune.add_argument(
+        "--keep-days", type=int, help="keep this many days instead of [database] keep_days"
+    )
 
     api = sub.add_parser("api", help="call any documented API action; print the JSON answer")
     api.add_argument("action", help="the API action, e.g. get_phonebook_custom_field_list")
@@ -93,10 +166,57 @@ def build_parser() -> argparse.ArgumentParser:
     emu.add_argument("--html-rate", type=float, default=0.0, help="share of HTML 200 answers")
     emu.add_argument("--page-shift", type=int, default=0, help="entries added between pages")
     emu.add_argument("--seed", type=int, default=None, help="seed for the fault choices")
+    emu.add_argument(
+        "--omitted",
+        choices=("keep", "clear"),
+        default="keep",
+        help="what set_phonebook_entry does with a field it is not sent (default: keep)",
+    )
+    emu.add_argument("--max-name-length", type=_positive_int, default=None, help="cut longer names")
+    emu.add_argument(
+        "--normalise",
+        choices=("nfc", "none"),
+        default="none",
+        help="store text in Unicode NFC (default: none)",
+    )
+    emu.add_argument(
+        "--trim",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="strip leading and trailing whitespace of stored text (default: off)",
+    )
+
+    from vipexsync.config import SOURCE_TYPES
+
+    init = sub.add_parser("init", help="write a commented starter configuration")
+    init.add_argument(
+        "--source",
+        choices=tuple(SOURCE_TYPES),
+        default=next(iter(SOURCE_TYPES)),
+        help="the CRM source type the starter's job reads (default: %(default)s)",
+    )
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    init.add_argument(
+        "path",
+        nargs="?",
+        type=Path,
+        metavar="PATH",
+        help="where to write it (default: --config if given, else ./vipexsync.toml)",
+    )
 
     demo = sub.add_parser("demo", help="the embedded default: emulator + sample CRM, two runs")
     demo.add_argument("--keep", action="store_true", help="keep the temporary folder")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
 
 
 def _add_sync_options(parser: argparse.ArgumentParser, *, shorthand: bool) -> None:
@@ -116,6 +236,12 @@ def _add_sync_options(parser: argparse.ArgumentParser, *, shorthand: bool) -> No
         help="lift the max_deletes and max_delete_ratio limits for this run",
     )
     parser.add_argument("--plan-out", type=Path, help="write the plan as JSON to this file")
+    parser.add_argument(
+        "--rejects-out",
+        type=Path,
+        help="write every rejected record as CSV (key, location, display name, field, "
+        "value, reason) for the CRM's owners",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -126,6 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.full_resync:
             command = "sync"
             args.job, args.dry_run, args.force_delete, args.plan_out = None, False, False, None
+            args.rejects_out = None
         else:
             parser.print_help(sys.stderr)
             return EXIT_USAGE
@@ -145,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("vipexsync: interrupted", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_INTERRUPTED
 
 
 def _dispatch(command: str, args: argparse.Namespace) -> int:
@@ -155,6 +282,8 @@ def _dispatch(command: str, args: argparse.Namespace) -> int:
         from vipexsync.demo import run_demo
 
         return run_demo(keep=args.keep)
+    if command == "init":
+        return _init(args)
     config = _load(args)
     if command == "sync":
         return _sync(config, args)
@@ -172,11 +301,43 @@ def _dispatch(command: str, args: argparse.Namespace) -> int:
         return run_check(config)
     if command == "fields":
         return _fields(config, args.job)
+    if command == "history":
+        from vipexsync.history import print_history
+
+        return print_history(
+            config,
+            number=args.number,
+            job=args.job,
+            since=args.since,
+            as_json=args.json,
+            limit=args.limit,
+        )
     if command == "db":
+        if args.db_command == "prune":
+            return _db_prune(config, args.keep_days)
         return _db_upgrade(config)
+    if command == "probe":
+        from vipexsync.probe import probe_command
+
+        probe_command(config, args.job, args.number)
+        return EXIT_OK
     if command == "api":
         return _api(config, args)
     raise UsageError(f"unknown command {command!r}")
+
+
+def _init(args: argparse.Namespace) -> int:
+    from vipexsync.config import LOCAL_CONFIG
+    from vipexsync.config_render import write_starter
+
+    path = args.path or args.config or LOCAL_CONFIG
+    write_starter(path, args.source, force=args.force)
+    config_option = "" if path == LOCAL_CONFIG else f" --config {path}"
+    print(
+        f"wrote a starter configuration ({args.source} source) to {path}; fill in the values "
+        f"marked Required, then run `vipexsync{config_option} check`"
+    )
+    return EXIT_OK
 
 
 def _load(args: argparse.Namespace) -> Config:
@@ -209,14 +370,17 @@ def _sync(config: Config, args: argparse.Namespace) -> int:
     jobs = [config.job(args.job)] if args.job else list(config.jobs)
     if args.plan_out is not None and len(jobs) > 1:
         raise UsageError("--plan-out writes one job's plan; name the job with --job")
+    if args.rejects_out is not None and len(jobs) > 1:
+        raise UsageError("--rejects-out writes one job's rejections; name the job with --job")
     options = RunOptions(
         mode=Mode.FULL if args.full_resync else Mode.INCREMENTAL,
         dry_run=args.dry_run,
         force_delete=args.force_delete,
         plan_out=args.plan_out,
+        rejects_out=args.rejects_out,
     )
     stop = threading.Event()
-    _install_stop_handlers(stop)
+    stopped_by = _install_stop_handlers(stop)
     reports: list[RunReport] = []
     with Runtime(config, stop=stop) as runtime:
         for job in jobs:
@@ -228,6 +392,8 @@ def _sync(config: Config, args: argparse.Namespace) -> int:
             if args.dry_run:
                 _print_plan_hint(args.plan_out)
             print()
+    if signal.SIGINT in stopped_by:
+        return EXIT_INTERRUPTED
     return exit_code_for(reports)
 
 
@@ -238,10 +404,16 @@ def _print_plan_hint(plan_out: Path | None) -> None:
         print("Use --plan-out FILE to see every planned change.")
 
 
-def _install_stop_handlers(stop: threading.Event) -> None:
-    """First SIGINT/SIGTERM: finish the writes in flight and stop; second: exit at once."""
+def _install_stop_handlers(stop: threading.Event) -> set[int]:
+    """First SIGINT/SIGTERM: finish the writes in flight and stop; second: exit at once.
+
+    Returns the set the handler fills with the signals received, so a run that
+    Ctrl-C stopped can exit 130 as shells expect.
+    """
+    received: set[int] = set()
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        received.add(signum)
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
@@ -252,6 +424,7 @@ def _install_stop_handlers(stop: threading.Event) -> None:
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+    return received
 
 
 def _fields(config: Config, job_name: str | None) -> int:
@@ -292,6 +465,30 @@ def _db_upgrade(config: Config) -> int:
     return EXIT_OK
 
 
+def _db_prune(config: Config, keep_days: int | None) -> int:
+    from datetime import UTC, datetime
+
+    from vipexsync.mirror.database import create_engine_for, ensure_schema, make_session_factory
+    from vipexsync.retention import prune_history
+
+    days = config.database.keep_days if keep_days is None else keep_days
+    if days < 0:
+        raise UsageError("--keep-days must be 0 (keep everything) or more")
+    if days == 0:
+        print("keep_days is 0: nothing is pruned")
+        return EXIT_OK
+    engine = create_engine_for(config.database.url)
+    try:
+        ensure_schema(engine, auto_upgrade=config.database.auto_upgrade)
+        pruned = prune_history(make_session_factory(engine), keep_days=days, now=datetime.now(UTC))
+    finally:
+        engine.dispose()
+    print(
+        f"pruned {pruned.runs} run(s) and {pruned.changes} change-log row(s) older than {days} days"
+    )
+    return EXIT_OK
+
+
 def _api(config: Config, args: argparse.Namespace) -> int:
     from vipexsync.vipex.client import VipexClient
 
@@ -326,6 +523,7 @@ def _api(config: Config, args: argparse.Namespace) -> int:
 
 def _emulator(args: argparse.Namespace) -> int:
     from vipexsync.emulator.faults import Faults
+    from vipexsync.emulator.semantics import Semantics
     from vipexsync.emulator.server import serve_forever
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -338,5 +536,11 @@ def _emulator(args: argparse.Namespace) -> int:
         page_shift=args.page_shift,
         seed=args.seed,
     )
-    serve_forever(args.host, args.port, args.state, faults, args.username, args.password)
+    semantics = Semantics(
+        omitted=args.omitted,
+        max_name_length=args.max_name_length,
+        normalise=args.normalise,
+        trim=args.trim,
+    )
+    serve_forever(args.host, args.port, args.state, faults, args.username, args.password, semantics)
     return EXIT_OK

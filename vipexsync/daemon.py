@@ -67,10 +67,11 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from vipexsync.config import Config, JobConfig, load_config
-from vipexsync.errors import ConfigError
+from vipexsync.errors import ConfigError, VipexSyncError
 from vipexsync.logsetup import configure_logging
 from vipexsync.metrics import Metrics, MetricsServer, serve
 from vipexsync.mirror.database import check_ready
+from vipexsync.retention import prune_history
 from vipexsync.runtime import Runtime
 from vipexsync.sdnotify import Notifier
 from vipexsync.sync.model import Mode
@@ -82,6 +83,7 @@ log = logging.getLogger("vipexsync.daemon")
 HEARTBEAT_SECONDS = 5.0  # how often the scheduler proves it is alive (healthz, watchdog)
 STOP_GRACE_SECONDS = 90.0  # how long a stop waits for runs to finish their writes in flight
 FULL_MISFIRE_SECONDS = 3600  # a nightly resync delayed by a restart or a busy hour still runs
+RETENTION_SECONDS = 3600  # how often old runs and change-log rows are pruned ([database] keep_days)
 
 # Every replica counts interval ticks from this instant, so their ticks coincide.
 TICK_ANCHOR: Final = datetime(2000, 1, 1, tzinfo=UTC)
@@ -201,6 +203,15 @@ class Daemon:
             misfire_grace_time=max(1, int(self.heartbeat_seconds)),
             replace_existing=True,
         )
+        if self.config.database.keep_days > 0:
+            self.scheduler.add_job(
+                self.prune,
+                IntervalTrigger(seconds=RETENTION_SECONDS, timezone=UTC),
+                id="retention",
+                next_run_time=datetime.now(UTC),
+                misfire_grace_time=RETENTION_SECONDS,
+                replace_existing=True,
+            )
         for job in self.jobs.values():
             self._schedule_job(job)
 
@@ -258,6 +269,18 @@ class Daemon:
         if self._reload_requested.is_set():
             self._reload_requested.clear()
             self.reload()
+
+    def prune(self) -> None:
+        """Prune runs and change-log rows past ``[database] keep_days``; never fatal."""
+        try:
+            prune_history(
+                self.runtime.sessions,
+                keep_days=self.config.database.keep_days,
+                now=datetime.now(UTC),
+                stop=self.stop,
+            )
+        except VipexSyncError as exc:
+            log.warning("pruning old run history failed (tried again within the hour): %s", exc)
 
     def _gate(self, name: str) -> threading.Lock:
         with self._gates_lock:

@@ -31,7 +31,7 @@ VIPEX_ID = "1643897"
 SAMPLE = "crm-export.csv"
 
 CONFIG_TEMPLATE = """\
-# Written by `vipexsync demo`; see config/vipexsync.example.toml for every key.
+# Written by `vipexsync demo`; `vipexsync init` writes a starter showing every key.
 [vipex]
 url = "{url}"
 username = "{username}"
@@ -102,7 +102,7 @@ def demo_state() -> EmulatorState:
 
 
 def sample_csv() -> bytes:
-    """The sample CRM export, from the package (installed) or config/demo (checkout)."""
+    """The sample CRM export shipped in the package (vipexsync/demo_data)."""
     return resources.files("vipexsync.demo_data").joinpath(SAMPLE).read_bytes()
 
 
@@ -180,8 +180,8 @@ def run_demo(*, keep: bool = False) -> int:
                 if entry is not None:
                     print(f"VIPeX now shows 3619996000 as {entry['name']} — {entry['comment']}")
         print()
-        print("Done. Next: copy config/vipexsync.example.toml, point it at your CRM, and run")
-        print("`vipexsync check`, then `vipexsync sync --dry-run`.")
+        print("Done. Next: `vipexsync init --source csv` (or sql, http, ...) writes a starter")
+        print("configuration; fill it in, run `vipexsync check`, then `vipexsync sync --dry-run`.")
         return EXIT_OK
     finally:
         if keep:

@@ -150,3 +150,21 @@ class RecordProblem:
     value: str = ""
     fatal: bool = True
     phonenumber: str | None = None
+    #: Where the record is in the source (CSV file and line, vCard file, card
+    #: number and FN, SQL/HTTP key), and its display name when it has one.
+    locator: str = ""
+    display_name: str = ""
+
+    def as_json(self) -> dict[str, object]:
+        """A JSON-ready view for reports, plan files and the rejects file."""
+        return {
+            "key": self.record_key,
+            "location": self.locator,
+            "display_name": self.display_name,
+            "field": self.field,
+            "value": self.value,
+            "reason": self.reason,
+            "code": self.code,
+            "fatal": self.fatal,
+            "phonenumber": self.phonenumber,
+        }

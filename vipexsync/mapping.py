@@ -30,8 +30,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from vipexsync.config import MappingConfig, tag_in_normal_form
@@ -44,9 +43,18 @@ from vipexsync.phone import (
     PhoneError,
     PhoneNormalizer,
     check_region,
+    is_phone_list,
     normalize_phone,
+    split_phone_list,
 )
 from vipexsync.sources.base import SourceRecord
+from vipexsync.template import (
+    Template,
+    TemplateSyntaxError,
+    clean_text,
+    parse_template,
+    render_template,
+)
 from vipexsync.vipex.models import CustomField
 
 __all__ = [
@@ -59,7 +67,12 @@ __all__ = [
     "INVALID_PHONE",
     "MISSING_KEY",
     "NO_PHONE",
+    "NUMBER_NOT_SYNCED",
+    "SOURCE_REPAIRED",
+    "UNDECODABLE_VALUE",
+    "UNREADABLE_PART",
     "UNREADABLE_RECORD",
+    "VALUE_REPLACED",
     "CompiledCustomField",
     "CompiledMapping",
     "MappingResult",
@@ -84,127 +97,11 @@ DUPLICATE_NUMBER: Final = "duplicate_number"
 COMMA_IN_TAG: Final = "comma_in_tag"
 BAD_CUSTOM_FIELD: Final = "bad_custom_field"
 UNREADABLE_RECORD: Final = "unreadable_record"
-
-
-# --------------------------------------------------------------------------- text
-
-
-# Control characters that str.split() does not already treat as whitespace.
-_CONTROL: Final = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
-
-
-def clean_text(value: str) -> str:
-    """Drop control characters, collapse whitespace runs to one space, strip.
-
-    Whitespace control characters (tab, newline) become spaces, so
-    ``"a\\nb"`` is ``"a b"``, while ``"a\\x00b"`` is ``"ab"``.
-    """
-    if not value.isprintable():
-        value = _CONTROL.sub("", value)
-    return " ".join(value.split())
-
-
-class TemplateSyntaxError(ValueError):
-    """A template with an unbalanced brace or an empty ``{}``."""
-
-
-@dataclass(frozen=True, slots=True)
-class Template:
-    """A parsed template: literal text and field names, alternating.
-
-    ``parts[0]``, ``parts[2]``, ... are literals; ``parts[1]``, ``parts[3]``,
-    ... are field names. ``fmt`` is the same as a ``str.format`` string with
-    positional placeholders, which renders fastest.
-    """
-
-    source: str
-    parts: tuple[str, ...]
-    fmt: str = ""
-
-    @property
-    def fields(self) -> tuple[str, ...]:
-        """The field names the template reads, in order."""
-        return self.parts[1::2]
-
-    def render(self, fields: Mapping[str, str]) -> str:
-        """Fill the placeholders; a missing or empty field renders as ``""``."""
-        parts = self.parts
-        if len(parts) == 3 and not parts[0] and not parts[2]:
-            value = fields.get(parts[1])
-            return clean_text(value if isinstance(value, str) else str(value or ""))
-        if len(parts) == 1:
-            return clean_text(parts[0])
-        get = fields.get
-        values = [get(name) or "" for name in parts[1::2]]
-        return clean_text(self.fmt.format(*values))
-
-
-def _format_string(parts: tuple[str, ...]) -> str:
-    out = []
-    for i, part in enumerate(parts):
-        if i % 2 == 0:
-            out.append(part.replace("{", "{{").replace("}", "}}"))
-        else:
-            out.append(f"{{{i // 2}}}")
-    return "".join(out)
-
-
-@lru_cache(maxsize=1024)
-def parse_template(template: str) -> Template:
-    """Parse ``{field}`` placeholders; ``{{`` and ``}}`` are literal braces."""
-    parts: list[str] = []
-    literal: list[str] = []
-    i, n = 0, len(template)
-    while i < n:
-        c = template[i]
-        if c == "{":
-            if template.startswith("{{", i):
-                literal.append("{")
-                i += 2
-                continue
-            end = template.find("}", i + 1)
-            if end < 0:
-                raise TemplateSyntaxError(
-                    f"template {template!r}: '{{' at position {i} is never closed "
-                    "(write '{{' for a literal brace)"
-                )
-            name = template[i + 1 : end]
-            if "{" in name:
-                raise TemplateSyntaxError(
-                    f"template {template!r}: '{{' at position {i} is never closed "
-                    "(write '{{' for a literal brace)"
-                )
-            if not name.strip():
-                raise TemplateSyntaxError(
-                    f"template {template!r}: empty placeholder '{{}}' at position {i}; "
-                    "name a source field, like '{name}'"
-                )
-            parts.append("".join(literal))
-            parts.append(name)
-            literal = []
-            i = end + 1
-        elif c == "}":
-            if template.startswith("}}", i):
-                literal.append("}")
-                i += 2
-                continue
-            raise TemplateSyntaxError(
-                f"template {template!r}: '}}' at position {i} has no opening '{{' "
-                "(write '}}' for a literal brace)"
-            )
-        else:
-            literal.append(c)
-            i += 1
-    parts.append("".join(literal))
-    return Template(source=template, parts=tuple(parts), fmt=_format_string(tuple(parts)))
-
-
-def render_template(template: str, fields: Mapping[str, str]) -> str:
-    """Render ``template`` over ``fields`` (see :class:`Template`, :func:`clean_text`).
-
-    Raises :class:`TemplateSyntaxError` for a malformed template.
-    """
-    return parse_template(template).render(fields)
+UNDECODABLE_VALUE: Final = "undecodable_value"
+VALUE_REPLACED: Final = "value_replaced"
+SOURCE_REPAIRED: Final = "source_repaired"
+NUMBER_NOT_SYNCED: Final = "number_not_synced"
+UNREADABLE_PART: Final = "unreadable_file"
 
 
 # --------------------------------------------------------------------- compiling
@@ -296,6 +193,16 @@ class CompiledMapping:
     custom_fields: tuple[CompiledCustomField, ...]
 
     @property
+    def used_fields(self) -> frozenset[str]:
+        """Every source field a phone field or template reads."""
+        used = set(self.phone_fields)
+        for template in (self.name, self.comment, *self.tags):
+            used.update(template.fields)
+        for custom in self.custom_fields:
+            used.update(custom.template.fields)
+        return frozenset(used)
+
+    @property
     def custom_field_ids(self) -> frozenset[int]:
         """The ids of the custom fields this mapping manages."""
         return frozenset(c.field.field_id for c in self.custom_fields)
@@ -378,8 +285,8 @@ def compile_mapping(
                 field=cf,
                 template=tpl,
                 menu=_menu_index(option_labels, _label_key),
-                labels=labels,
                 menu_folded=_menu_index(option_labels, _fold),
+                labels=labels,
             )
         )
 
@@ -405,6 +312,8 @@ class MappingResult:
     problems: tuple[RecordProblem, ...]
     records: int  # source records seen
     notes: tuple[RecordProblem, ...] = ()
+    key_rules: Mapping[str, int] = field(default_factory=dict)  # rule ("" = configured) -> records
+    source_complete: bool = True  # False: a part of the source could not be read
 
     @property
     def rejected_keys(self) -> frozenset[str]:
@@ -415,10 +324,11 @@ class MappingResult:
         (``no_phone``) says so plainly and is not among them; a record without
         a key cannot be named.
         """
+        unnamed = (MISSING_KEY, NO_PHONE, UNREADABLE_PART)
         return frozenset(
             p.record_key
             for p in self.problems
-            if p.fatal and p.code not in (MISSING_KEY, NO_PHONE) and p.record_key
+            if p.fatal and p.code not in unnamed and p.record_key
         )
 
     def rejected_by_code(self) -> dict[str, int]:
@@ -478,12 +388,29 @@ def map_records(
         # seen again skips the record; once the read is over, everything its
         # first record produced is dropped, as if none of them was mapped.
         count = 0
+        used = mapping.used_fields
         missing: list[RecordProblem] = []
         first_locator: dict[str, str] = {}
         repeated: dict[str, list[str]] = {}
         shared = _Shared()
+        key_rules: Counter[str] = Counter()
+        complete = True
         for record in records:
+            if record.unreadable:
+                complete = False
+                missing.append(
+                    RecordProblem(
+                        record_key=record.locator,
+                        field="",
+                        code=UNREADABLE_PART,
+                        reason=f"{record.locator}: {record.unreadable}; the rest of the "
+                        "source is synced, but nothing is deleted until it reads",
+                        locator=record.locator,
+                    )
+                )
+                continue
             count += 1
+            key_rules[record.key_rule] += 1
             key = record.key
             if not key.strip():
                 missing.append(
@@ -494,6 +421,8 @@ def map_records(
                         reason=record.problem
                         or f"the record at {record.locator} has no key; it is skipped "
                         "until the CRM gives it one",
+                        locator=record.locator,
+                        display_name=mapping.name.render(record.fields),
                     )
                 )
             elif key in first_locator:
@@ -507,12 +436,23 @@ def map_records(
                         field="record",
                         code=UNREADABLE_RECORD,
                         reason=f"record {key!r}: {record.problem}",
+                        locator=record.locator,
                     )
                 )
             else:
                 first_locator[key] = record.locator
+                before = (len(problems), len(notes))
+                if (record.damaged or record.notes) and not _source_findings(
+                    record, used, problems, notes
+                ):
+                    _locate(record, mapping, problems, notes, before)
+                    continue
                 _map_one(record, mapping, phones, owner, candidates, problems, notes, shared)
-        del first_locator, shared
+                if record.numbers:
+                    _unsynced_numbers(record, mapping, problems, notes, before[0])
+                if len(problems) > before[0] or len(notes) > before[1]:
+                    _locate(record, mapping, problems, notes, before)
+        del shared
 
         if repeated:
             candidates = [c for c in candidates if c[3].record_key not in repeated]
@@ -530,16 +470,23 @@ def map_records(
                         reason=f"key {key!r} is used by {len(locators)} records ({where}); "
                         "all of them are skipped until the CRM has it once",
                         value=locator,
+                        locator=locator,
                     )
                 )
-        desired = _resolve_duplicates(candidates, problems)
+        desired = _resolve_duplicates(candidates, problems, first_locator)
+        del first_locator
         problems.sort(key=_problem_order)
         notes.sort(key=_problem_order)
     finally:
         if gc_was_enabled:
             gc.enable()
     return MappingResult(
-        desired=desired, problems=tuple(problems), records=count, notes=tuple(notes)
+        desired=desired,
+        problems=tuple(problems),
+        records=count,
+        notes=tuple(notes),
+        key_rules=dict(key_rules),
+        source_complete=complete,
     )
 
 
@@ -607,35 +554,79 @@ def _map_one(
         return
 
     numbers: dict[str, tuple[str, str]] = {}  # number -> (field, raw)
-    for field_name, raw in raw_phones:
-        result = phones.normalize(raw)
-        if isinstance(result, PhoneError):
-            problems.append(
-                RecordProblem(
-                    record_key=key,
-                    field=field_name,
-                    code=result.code,
-                    reason=f"record {key!r}, field {field_name!r}: {result.reason}",
-                    value=raw,
-                )
-            )
-            continue
-        if result.note is not None:
-            notes.append(
-                RecordProblem(
-                    record_key=key,
-                    field=field_name,
-                    code=EXTENSION_DROPPED,
-                    reason=f"record {key!r}, field {field_name!r}: {result.note}",
-                    value=raw,
-                    fatal=False,
-                    phonenumber=result.number,
-                )
-            )
-        numbers.setdefault(result.number, (field_name, raw))
+    for field_name, value in raw_phones:
+        results = _phone_results(value, phones)
+        for raw, result in results:
+            _add_number(key, field_name, raw, result, numbers, problems, notes)
     if not numbers:
         return
+    _finish_entries(record, mapping, owner, candidates, problems, shared, numbers, name)
 
+
+def _phone_results(
+    value: str, phones: PhoneNormalizer
+) -> list[tuple[str, NormalizedPhone | PhoneError]]:
+    """Each number in one phone field's value, normalised (most values hold one)."""
+    if not is_phone_list(value):
+        result = phones.normalize(value)
+        if not isinstance(result, PhoneError):
+            return [(value, result)]
+
+    def is_number(text: str) -> bool:
+        return not isinstance(phones.normalize(text), PhoneError)
+
+    return [(raw, phones.normalize(raw)) for raw in split_phone_list(value, is_number)]
+
+
+def _add_number(
+    key: str,
+    field_name: str,
+    raw: str,
+    result: NormalizedPhone | PhoneError,
+    numbers: dict[str, tuple[str, str]],
+    problems: list[RecordProblem],
+    notes: list[RecordProblem],
+) -> None:
+    """Record one normalised number of a record, or the error that rejects it."""
+    if isinstance(result, PhoneError):
+        problems.append(
+            RecordProblem(
+                record_key=key,
+                field=field_name,
+                code=result.code,
+                reason=f"record {key!r}, field {field_name!r}: {result.reason}",
+                value=raw,
+            )
+        )
+        return
+    if result.note is not None:
+        notes.append(
+            RecordProblem(
+                record_key=key,
+                field=field_name,
+                code=EXTENSION_DROPPED,
+                reason=f"record {key!r}, field {field_name!r}: {result.note}",
+                value=raw,
+                fatal=False,
+                phonenumber=result.number,
+            )
+        )
+    numbers.setdefault(result.number, (field_name, raw))
+
+
+def _finish_entries(
+    record: SourceRecord,
+    mapping: CompiledMapping,
+    owner: str,
+    candidates: list[_Candidate],
+    problems: list[RecordProblem],
+    shared: _Shared,
+    numbers: dict[str, tuple[str, str]],
+    name: str,
+) -> None:
+    """The record's entries: one per distinct number, sharing tags and comment."""
+    key = record.key
+    fields = record.fields
     tags: set[str] = set()
     for i, tpl in enumerate(mapping.tags):
         tag = tpl.render(fields)
@@ -691,7 +682,7 @@ def _map_one(
 
 
 def _resolve_duplicates(
-    candidates: list[_Candidate], problems: list[RecordProblem]
+    candidates: list[_Candidate], problems: list[RecordProblem], locators: Mapping[str, str]
 ) -> dict[str, DesiredEntry]:
     """One entry per number: the lowest record key wins, the others are rejected."""
     winners: dict[str, _Candidate] = {}
@@ -717,9 +708,108 @@ def _resolve_duplicates(
                 f"belongs to record {win!r}, which keeps it because its key sorts first",
                 value=raw,
                 phonenumber=number,
+                locator=locators.get(key, ""),
+                display_name=desired.entry.name,
             )
         )
     return {number: winners[number][3] for number in sorted(winners)}
+
+
+def _source_findings(
+    record: SourceRecord,
+    used: frozenset[str],
+    problems: list[RecordProblem],
+    notes: list[RecordProblem],
+) -> bool:
+    """Report what the source repaired; False if the record must be rejected.
+
+    A value whose bytes could not be decoded rejects the record when the
+    mapping uses that field (or it is the key); otherwise it is a note.
+    """
+    key = record.key
+    keep = True
+    for field_name, why in record.damaged:
+        if field_name in used or field_name == "key":
+            keep = False
+            problems.append(
+                RecordProblem(
+                    record_key=key,
+                    field=field_name,
+                    code=UNDECODABLE_VALUE,
+                    reason=f"record {key!r}, field {field_name!r}: {why}; the record is "
+                    "skipped because the mapping uses this field",
+                    value=record.fields.get(field_name, ""),
+                )
+            )
+        else:
+            notes.append(
+                RecordProblem(
+                    record_key=key,
+                    field=field_name,
+                    code=VALUE_REPLACED,
+                    reason=f"record {key!r}, field {field_name!r}: {why} (not mapped, "
+                    "so the record still syncs)",
+                    value=record.fields.get(field_name, ""),
+                    fatal=False,
+                )
+            )
+    for note in record.notes:
+        notes.append(
+            RecordProblem(
+                record_key=key,
+                field="",
+                code=SOURCE_REPAIRED,
+                reason=f"record {key!r}: {note}",
+                fatal=False,
+            )
+        )
+    return keep
+
+
+def _unsynced_numbers(
+    record: SourceRecord,
+    mapping: CompiledMapping,
+    problems: list[RecordProblem],
+    notes: list[RecordProblem],
+    first_problem: int,
+) -> None:
+    """Note every number the record carries that no phone field syncs."""
+    if any(p.fatal and p.code in (NO_PHONE, EMPTY_NAME) for p in problems[first_problem:]):
+        return  # the record is rejected as a whole; its numbers with it
+    fields = record.fields
+    mapped: set[str] = set()
+    for phone_field in mapping.phone_fields:
+        mapped.update(v.strip() for v in (fields.get(phone_field) or "").splitlines())
+    key = record.key
+    for label, value in record.numbers:
+        if value.strip() in mapped:
+            continue
+        names = ", ".join(mapping.phone_fields)
+        notes.append(
+            RecordProblem(
+                record_key=key,
+                field=label,
+                code=NUMBER_NOT_SYNCED,
+                reason=f"record {key!r}: {label} {value!r} is not synced: no phone field "
+                f"({names}) holds it (fax, pager and modem numbers are left out by default)",
+                value=value,
+                fatal=False,
+            )
+        )
+
+
+def _locate(
+    record: SourceRecord,
+    mapping: CompiledMapping,
+    problems: list[RecordProblem],
+    notes: list[RecordProblem],
+    before: tuple[int, int],
+) -> None:
+    """Give the findings made for ``record`` its location and display name."""
+    name = mapping.name.render(record.fields)
+    for found, start in ((problems, before[0]), (notes, before[1])):
+        for i in range(start, len(found)):
+            found[i] = replace(found[i], locator=record.locator, display_name=name)
 
 
 def _problem_order(p: RecordProblem) -> tuple[object, ...]:

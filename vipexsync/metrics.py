@@ -6,8 +6,14 @@ tests read them back with ``registry.get_sample_value(...)``, and every label
 set known in advance is initialised in ``__init__`` so that no series is
 missing at the first scrape (an absent series breaks ``rate()`` and alerts).
 
-Labels are only ever closed vocabularies (job, mode, outcome, action, view,
-reason code, API action): never phone numbers, names or anything a CRM sends.
+Labels are only ever closed vocabularies (sync_job, mode, outcome, action,
+view, reason code, API action): never phone numbers, names or anything a CRM
+sends. The sync job's label is ``sync_job``, not ``job``: Prometheus owns
+``job`` (the scrape job) and would rename ours to ``exported_job``.
+
+No ``_created`` series: they double the counter series, no rule or dashboard
+reads them, and the switch (``disable_created_metrics``) is process-wide in
+prometheus_client, so building a ``Metrics`` turns them off for the process.
 
 Success timestamp: ``vipexsync_last_success_timestamp_seconds`` moves only on
 ``outcome == "success"``. A guarded run applied everything but the withheld
@@ -26,7 +32,13 @@ from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.exposition import choose_encoder
 
 import vipexsync
@@ -92,6 +104,7 @@ class Metrics:
         jobs: Sequence[str] = (),
         version: str = vipexsync.__version__,
     ) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         self._lock = threading.Lock()
@@ -106,79 +119,79 @@ class Metrics:
         self.runs = Counter(
             "vipexsync_runs",
             "Runs per job, mode and outcome.",
-            ["job", "mode", "outcome"],
+            ["sync_job", "mode", "outcome"],
             registry=r,
         )
         self.last_run = Gauge(
             "vipexsync_last_run_timestamp_seconds",
             "Unix time the last run of this job and mode finished (0 = never).",
-            ["job", "mode"],
+            ["sync_job", "mode"],
             registry=r,
         )
         self.last_success = Gauge(
             "vipexsync_last_success_timestamp_seconds",
             "Unix time the last successful run finished (0 = never); guarded runs do not count.",
-            ["job", "mode"],
+            ["sync_job", "mode"],
             registry=r,
         )
         self.run_duration = Gauge(
             "vipexsync_run_duration_seconds",
             "Wall-clock duration of the last finished run.",
-            ["job", "mode"],
+            ["sync_job", "mode"],
             registry=r,
         )
         self.in_progress = Gauge(
             "vipexsync_run_in_progress",
             "1 while a run of this job is going on.",
-            ["job"],
+            ["sync_job"],
             registry=r,
         )
         self.progress_ratio = Gauge(
             "vipexsync_run_progress_ratio",
             "Share of the running run's listing and writes done (0-1).",
-            ["job"],
+            ["sync_job"],
             registry=r,
         )
         self.changes = Counter(
             "vipexsync_changes",
             "Phonebook writes per action (adoptions count as updates) and outcome.",
-            ["job", "action", "outcome"],
+            ["sync_job", "action", "outcome"],
             registry=r,
         )
         self.planned_changes = Gauge(
             "vipexsync_planned_changes",
             "Changes the last plan contained, per action.",
-            ["job", "action"],
+            ["sync_job", "action"],
             registry=r,
         )
         self.entries_gauge = Gauge(
             "vipexsync_entries",
             "Entries in each view of the phonebook at the last run.",
-            ["job", "view"],
+            ["sync_job", "view"],
             registry=r,
         )
         self.drift_gauge = Gauge(
             "vipexsync_drift_entries",
             "Owned entries found edited or deleted by hand at the last full resync.",
-            ["job"],
+            ["sync_job"],
             registry=r,
         )
         self.rejected_gauge = Gauge(
             "vipexsync_rejected_records",
             "Source records rejected at the last run, per reason code.",
-            ["job", "reason"],
+            ["sync_job", "reason"],
             registry=r,
         )
         self.guard_tripped = Gauge(
             "vipexsync_guard_tripped",
             "1 if a safety guard withheld deletions at the last run.",
-            ["job"],
+            ["sync_job"],
             registry=r,
         )
         self.interval_gauge = Gauge(
             "vipexsync_job_interval_seconds",
             "Configured interval of the incremental runs (alerts compare against it).",
-            ["job"],
+            ["sync_job"],
             registry=r,
         )
         self.api_requests = Counter(
@@ -217,27 +230,27 @@ class Metrics:
         """Create every series of one job at zero, so it is visible before its first run."""
         for mode in MODES:
             for outcome in OUTCOMES:
-                self.runs.labels(job=job, mode=mode, outcome=outcome)
-            self.last_run.labels(job=job, mode=mode)
-            self.last_success.labels(job=job, mode=mode)
-            self.run_duration.labels(job=job, mode=mode)
+                self.runs.labels(sync_job=job, mode=mode, outcome=outcome)
+            self.last_run.labels(sync_job=job, mode=mode)
+            self.last_success.labels(sync_job=job, mode=mode)
+            self.run_duration.labels(sync_job=job, mode=mode)
         for action in ACTIONS:
             for outcome in CHANGE_OUTCOMES:
-                self.changes.labels(job=job, action=action, outcome=outcome)
-            self.planned_changes.labels(job=job, action=action)
+                self.changes.labels(sync_job=job, action=action, outcome=outcome)
+            self.planned_changes.labels(sync_job=job, action=action)
         for view in VIEWS:
-            self.entries_gauge.labels(job=job, view=view)
-        self.in_progress.labels(job=job)
-        self.progress_ratio.labels(job=job)
-        self.drift_gauge.labels(job=job)
-        self.guard_tripped.labels(job=job)
-        self.interval_gauge.labels(job=job)
+            self.entries_gauge.labels(sync_job=job, view=view)
+        self.in_progress.labels(sync_job=job)
+        self.progress_ratio.labels(sync_job=job)
+        self.drift_gauge.labels(sync_job=job)
+        self.guard_tripped.labels(sync_job=job)
+        self.interval_gauge.labels(sync_job=job)
         if interval_seconds is not None:
             self.job_interval(job, interval_seconds)
 
     def job_interval(self, job: str, seconds: float) -> None:
         """Export the configured incremental interval (the staleness alert needs it)."""
-        self.interval_gauge.labels(job=job).set(seconds)
+        self.interval_gauge.labels(sync_job=job).set(seconds)
 
     # -- the VIPeX client's observer protocol ---------------------------------
 
@@ -254,13 +267,13 @@ class Metrics:
     # -- run lifecycle ---------------------------------------------------------
 
     def run_started(self, job: str) -> None:
-        self.in_progress.labels(job=job).set(1)
-        self.progress_ratio.labels(job=job).set(0)
+        self.in_progress.labels(sync_job=job).set(1)
+        self.progress_ratio.labels(sync_job=job).set(0)
 
     def progress(self, job: str, ratio: float) -> None:
         if math.isnan(ratio):
             ratio = 0.0
-        self.progress_ratio.labels(job=job).set(min(1.0, max(0.0, ratio)))
+        self.progress_ratio.labels(sync_job=job).set(min(1.0, max(0.0, ratio)))
 
     def run_finished(
         self, job: str, mode: str, outcome: str, *, duration: float, finished_at: float
@@ -268,22 +281,22 @@ class Metrics:
         """A run ended; only ``success`` moves the success timestamp (see module doc)."""
         mode = _check("mode", mode, MODES)
         outcome = _check("outcome", outcome, OUTCOMES)
-        self.runs.labels(job=job, mode=mode, outcome=outcome).inc()
-        self.last_run.labels(job=job, mode=mode).set(finished_at)
-        self.run_duration.labels(job=job, mode=mode).set(max(0.0, duration))
+        self.runs.labels(sync_job=job, mode=mode, outcome=outcome).inc()
+        self.last_run.labels(sync_job=job, mode=mode).set(finished_at)
+        self.run_duration.labels(sync_job=job, mode=mode).set(max(0.0, duration))
         if outcome == "success":
-            self.last_success.labels(job=job, mode=mode).set(finished_at)
-            self.progress_ratio.labels(job=job).set(1)
-        self.in_progress.labels(job=job).set(0)
+            self.last_success.labels(sync_job=job, mode=mode).set(finished_at)
+            self.progress_ratio.labels(sync_job=job).set(1)
+        self.in_progress.labels(sync_job=job).set(0)
 
     def run_skipped(self, job: str, mode: str) -> None:
         """Another process held the job; nothing ran here, so no timestamps move."""
         mode = _check("mode", mode, MODES)
-        self.runs.labels(job=job, mode=mode, outcome="skipped").inc()
+        self.runs.labels(sync_job=job, mode=mode, outcome="skipped").inc()
 
     def change_applied(self, job: str, action: str, outcome: str) -> None:
         outcome = _check("change outcome", outcome, CHANGE_OUTCOMES)
-        self.changes.labels(job=job, action=_metric_action(action), outcome=outcome).inc()
+        self.changes.labels(sync_job=job, action=_metric_action(action), outcome=outcome).inc()
 
     def planned(self, job: str, counts: Mapping[str, int]) -> None:
         """Set the planned changes of the last plan; actions not given are 0.
@@ -297,14 +310,14 @@ class Metrics:
                 continue
             totals[_metric_action(action)] += count
         for action, total in totals.items():
-            self.planned_changes.labels(job=job, action=action).set(total)
+            self.planned_changes.labels(sync_job=job, action=action).set(total)
 
     def entries(self, job: str, view: str, count: int) -> None:
         view = _check("view", view, VIEWS)
-        self.entries_gauge.labels(job=job, view=view).set(count)
+        self.entries_gauge.labels(sync_job=job, view=view).set(count)
 
     def drift(self, job: str, count: int) -> None:
-        self.drift_gauge.labels(job=job).set(count)
+        self.drift_gauge.labels(sync_job=job).set(count)
 
     def rejected(self, job: str, by_reason: Mapping[str, int]) -> None:
         """Set the rejected records per reason; a reason that went away drops to 0."""
@@ -313,10 +326,10 @@ class Metrics:
             seen.update(by_reason)
             reasons = sorted(seen)
         for reason in reasons:
-            self.rejected_gauge.labels(job=job, reason=reason).set(by_reason.get(reason, 0))
+            self.rejected_gauge.labels(sync_job=job, reason=reason).set(by_reason.get(reason, 0))
 
     def guard(self, job: str, tripped: bool) -> None:
-        self.guard_tripped.labels(job=job).set(1 if tripped else 0)
+        self.guard_tripped.labels(sync_job=job).set(1 if tripped else 0)
 
 
 # -- the HTTP endpoint ---------------------------------------------------------

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -64,6 +64,15 @@ _PLAIN: Final = re.compile(r"^\+?[0-9]+$")
 # Vanity numbers: digits first, then letters mixed with digits ("1-800-FLOWERS").
 _VANITY: Final = re.compile(r"^\+?[0-9\s().\-/]*[0-9][0-9\s().\-/]*[A-Za-z][A-Za-z0-9\s.\-]*$")
 _LETTERS: Final = re.compile(r"[A-Za-z]+")
+
+
+# Several numbers in one value: Google's " ::: " and line breaks always
+# separate numbers; ",", ";" and "/" do only when the whole value is not one
+# number ("06-30/123-4567" is one Hungarian number).
+_HARD_SEPARATORS: Final = re.compile(r"\s*:::\s*|[\r\n]+")
+_SOFT_SEPARATORS: Final = re.compile(r"\s*[,;]\s*")
+_SLASH: Final = re.compile(r"\s*/\s*")
+_MIN_NUMBER_DIGITS: Final = 6  # fewer digits after a number: its extension
 
 
 class PhoneError(ValueError):
@@ -117,6 +126,55 @@ class PhoneNormalizer:
             cached = _normalize(raw, self.region)
             self._cache[raw] = cached
         return cached
+
+
+def is_phone_list(raw: str) -> bool:
+    """True if ``raw`` holds numbers separated by " ::: " or line breaks."""
+    return ":::" in raw or "\n" in raw or "\r" in raw
+
+
+def split_phone_list(raw: str, is_number: Callable[[str], bool]) -> list[str]:
+    """The numbers in one value, each as written (an extension kept with its number).
+
+    " ::: " and line breaks always separate; then a piece that ``is_number``
+    refuses is split on ",", ";" and, failing that, "/". A piece with fewer
+    than six digits after a number is that number's extension ("+36 1 234
+    5678/12" is one number with extension 12), written back as "ext. 12" so
+    the normaliser drops and notes it. Pieces that split no further are
+    returned as they are, so their error names them.
+    """
+    pieces: list[str] = []
+    for chunk in _HARD_SEPARATORS.split(raw):
+        chunk = chunk.strip()
+        if not chunk:
+            continue
+        if is_number(chunk):
+            pieces.append(chunk)
+            continue
+        split = _attach_extensions([p for p in _SOFT_SEPARATORS.split(chunk) if p.strip()])
+        finer: list[str] = []
+        for piece in split:
+            if is_number(piece):
+                finer.append(piece)
+                continue
+            by_slash = _attach_extensions([p for p in _SLASH.split(piece) if p.strip()])
+            if by_slash != [piece] and all(is_number(p) for p in by_slash):
+                finer.extend(by_slash)
+            else:
+                finer.append(piece)
+        pieces.extend(finer)
+    return pieces
+
+
+def _attach_extensions(pieces: list[str]) -> list[str]:
+    out: list[str] = []
+    for piece in pieces:
+        digits = sum(c.isdigit() for c in piece)
+        if out and 0 < digits < _MIN_NUMBER_DIGITS and not piece.lstrip().startswith("+"):
+            out[-1] = f"{out[-1]} ext. {''.join(c for c in piece if c.isdigit())}"
+        else:
+            out.append(piece.strip())
+    return out
 
 
 def _fail(raw: str, why: str) -> PhoneError:

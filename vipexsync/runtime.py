@@ -99,6 +99,7 @@ class Runtime:
                     and other.name != job.name
                     and other.ownership_tag
                 ),
+                stated_semantics=self.config.vipex.write_semantics,
             ).execute()
         finally:
             lock.release()

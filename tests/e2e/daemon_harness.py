@@ -155,7 +155,7 @@ class Daemon:
         return samples.get((name, frozenset(labels.items())))
 
     def runs(self, job: str, outcome: str, mode: str = "incremental") -> float:
-        value = self.value("vipexsync_runs_total", job=job, mode=mode, outcome=outcome)
+        value = self.value("vipexsync_runs_total", sync_job=job, mode=mode, outcome=outcome)
         return value or 0.0
 
     def send(self, signum: signal.Signals) -> None:

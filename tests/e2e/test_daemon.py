@@ -86,11 +86,11 @@ def test_runs_on_schedule_serves_metrics_notifies_and_reloads(
         wait_for(lambda: count(vipex) == 4, "the next scheduled run to create entry 4")
         wait_for(lambda: daemon.runs("crm", "success") > first, "runs_total to grow")
         created = daemon.value(
-            "vipexsync_changes_total", job="crm", action="create", outcome="applied"
+            "vipexsync_changes_total", sync_job="crm", action="create", outcome="applied"
         )
         assert created == 4
-        assert daemon.value("vipexsync_entries", job="crm", view="desired") == 4
-        assert daemon.value("vipexsync_job_interval_seconds", job="crm") == 10
+        assert daemon.value("vipexsync_entries", sync_job="crm", view="desired") == 4
+        assert daemon.value("vipexsync_job_interval_seconds", sync_job="crm") == 10
 
         # SIGHUP: a job added to the file is scheduled and runs at once
         text = config.read_text(encoding="utf-8")
@@ -102,7 +102,7 @@ def test_runs_on_schedule_serves_metrics_notifies_and_reloads(
         daemon.send(signal.SIGHUP)
         wait_for(lambda: count(vipex, SECOND_ID) == 4, "the added job's first run")
         wait_for(lambda: daemon.runs("second", "success") >= 1, "the added job in the metrics")
-        assert daemon.value("vipexsync_job_interval_seconds", job="second") == 20
+        assert daemon.value("vipexsync_job_interval_seconds", sync_job="second") == 20
         assert daemon.process.poll() is None
 
         wait_for(lambda: notify_socket.has("WATCHDOG", "1"), "WATCHDOG=1")
@@ -142,7 +142,9 @@ def test_one_shot_beside_a_busy_daemon_exits_4_and_sigterm_mid_run_keeps_the_mir
         vipex.faults.latency_seconds = 0.5
         write_crm(config.parent / "crm.csv", rows(40))
         wait_for(
-            lambda: daemon.value("vipexsync_run_in_progress", job="crm") == 1 and count(vipex) > 2,
+            lambda: (
+                daemon.value("vipexsync_run_in_progress", sync_job="crm") == 1 and count(vipex) > 2
+            ),
             "the next scheduled run to be writing",
         )
 
@@ -156,7 +158,7 @@ def test_one_shot_beside_a_busy_daemon_exits_4_and_sigterm_mid_run_keeps_the_mir
         assert one_shot.returncode == 4, one_shot.stdout + one_shot.stderr
         assert "another process" in one_shot.stdout + one_shot.stderr
 
-        assert daemon.value("vipexsync_run_in_progress", job="crm") == 1  # still mid-run
+        assert daemon.value("vipexsync_run_in_progress", sync_job="crm") == 1  # still mid-run
         daemon.send(signal.SIGTERM)
         assert daemon.wait(STOP_BOUND_SECONDS) == 0
     finally:

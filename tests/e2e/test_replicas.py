@@ -107,7 +107,7 @@ def test_three_replicas_run_each_tick_once_and_survive_a_killed_holder(
         adder.join()
         wait_for(lambda: len(vipex.state.entries(VIPEX_ID)) == crm.size, "the last record synced")
         wait_for(
-            lambda: all(r.value("vipexsync_run_in_progress", job=job) == 0 for r in replicas),
+            lambda: all(r.value("vipexsync_run_in_progress", sync_job=job) == 0 for r in replicas),
             "the running run to finish",
         )
 
@@ -130,7 +130,7 @@ def test_three_replicas_run_each_tick_once_and_survive_a_killed_holder(
         crm.add(20)
         holder = wait_for(
             lambda: next(
-                (r for r in replicas if r.value("vipexsync_run_in_progress", job=job) == 1),
+                (r for r in replicas if r.value("vipexsync_run_in_progress", sync_job=job) == 1),
                 None,
             ),
             "a replica to start the long run",

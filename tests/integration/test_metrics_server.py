@@ -62,9 +62,21 @@ def test_scrape_text_format(server: MetricsServer) -> None:
     }
     key = (
         "vipexsync_runs_total",
-        (("job", "crm"), ("mode", "incremental"), ("outcome", "success")),
+        (("mode", "incremental"), ("outcome", "success"), ("sync_job", "crm")),
     )
     assert samples[key] == 1
+
+
+def test_scrape_has_no_job_label_and_no_created_series(server: MetricsServer) -> None:
+    """Prometheus owns ``job``; ``_created`` doubles the series and nothing reads it."""
+    for accept in ("", "application/openmetrics-text; version=1.0.0"):
+        answer = requests.get(f"{server.url}/metrics", headers={"Accept": accept}, timeout=10)
+        assert answer.status_code == 200
+        names = [line.split("{")[0].split(" ")[0] for line in answer.text.splitlines()]
+        assert "vipexsync_runs_total" in names
+        assert [n for n in names if n.endswith("_created")] == []
+        assert 'sync_job="crm"' in answer.text
+        assert "job=" not in answer.text.replace("sync_job=", "")
 
 
 def test_scrape_openmetrics_when_asked(server: MetricsServer) -> None:

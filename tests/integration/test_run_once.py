@@ -55,6 +55,7 @@ def test_a_tick_already_run_is_skipped(job_files: Any, db_url: str) -> None:
                 Outcome.SUCCESS
             )
         skipped = metrics.registry.get_sample_value(
-            "vipexsync_runs_total", {"job": job.name, "mode": "incremental", "outcome": "skipped"}
+            "vipexsync_runs_total",
+            {"sync_job": job.name, "mode": "incremental", "outcome": "skipped"},
         )
         assert skipped == 1

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +123,8 @@ def api() -> Iterator[tuple[CrmApi, str]]:
 
 
 def read(cfg: HttpSourceConfig, attempts: int = 3) -> list[SourceRecord]:
-    return list(HttpSource(cfg, attempts=attempts, backoff_seconds=0).read())
+    quick = replace(cfg, max_attempts=attempts, retry_backoff_seconds=0)
+    return list(HttpSource(quick).read())
 
 
 def test_records_path_and_flat_string_fields(api: tuple[CrmApi, str]) -> None:
@@ -375,20 +376,35 @@ def test_endless_paging_is_cut_off_with_an_error(
     assert app.hits["/endless"] == 5
 
 
-@pytest.fixture
-def tls_base(tmp_path: Path) -> Iterator[str]:
-    """The CRM API over HTTPS with a self-signed certificate (made by openssl)."""
+def self_signed(folder: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key, made by openssl."""
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed; it makes the test certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
         check=True,
         capture_output=True,
     )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture
+def tls_base(tmp_path: Path) -> Iterator[str]:
+    """The CRM API over HTTPS; its certificate is ``tmp_path / "cert.pem"`` (a private CA)."""
+    cert, key = self_signed(tmp_path, "cert")
     with serve(CrmApi(), ssl_context=(str(cert), str(key))) as url:
         yield url.rstrip("/")
+
+
+def test_a_private_ca_bundle_is_trusted(tls_base: str, tmp_path: Path) -> None:
+    trusted = HttpSourceConfig(url=f"{tls_base}/bare", key="id", ca_bundle=tmp_path / "cert.pem")
+    assert [r.key for r in read(trusted)] == ["1", "2"]
+    other, _ = self_signed(tmp_path, "other")
+    with pytest.raises(SourceError, match="name its PEM file in the source's `ca_bundle`"):
+        read(replace(trusted, ca_bundle=other))
 
 
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")

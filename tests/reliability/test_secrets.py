@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from prometheus_client import generate_latest
 from werkzeug.wrappers import Response
 
+from radicale_server import RadicaleUnavailable, start_radicale, vcard
 from support import cli_environ, crm_row, serve, write_crm
 from vipexsync.config import load_config
 from vipexsync.emulator.faults import Faults
@@ -106,6 +107,7 @@ class Scenario:
     database_password: bool = False
     http_source_status: int | None = None  # an HTTP CRM source answering this status
     http_source_unreachable: bool = False
+    carddav: str | None = None  # a carddav source: "ok", "wrong" (401) or "unreachable"
     expect_exit: tuple[int, ...] = (1,)
     # (log format, mode) of the CLI runs; the slow paths (retries with back-off) run once.
     cli_runs: tuple[tuple[str, str], ...] = (("text", "--full-resync"), ("json", ""))
@@ -134,6 +136,14 @@ SCENARIOS = [
         cli_runs=(("json", "--full-resync"),),
         slow=True,
     ),
+    Scenario("carddav source", carddav="ok", expect_exit=(0,)),
+    Scenario("carddav source refuses the password (401)", carddav="wrong"),
+    Scenario(
+        "carddav source unreachable",
+        carddav="unreachable",
+        cli_runs=(("json", "--full-resync"),),
+        slow=True,
+    ),
 ]
 
 
@@ -153,6 +163,12 @@ def secret_file(path: Path, value: str) -> str:
 
 
 def source_block(scenario: Scenario, crm_url: str | None) -> str:
+    if scenario.carddav is not None:
+        assert crm_url is not None
+        return (
+            f'[jobs.source]\ntype = "carddav"\nurl = "{crm_url}"\nusername = "{USER}"\n'
+            'password_file = "crm-token"\nallow_http = true\ntimeout_seconds = 0.5\n'
+        )
     if crm_url is None:
         return '[jobs.source]\ntype = "csv"\npath = "crm.csv"\nkey = "id"\n'
     return (
@@ -202,14 +218,18 @@ ownership_tag = "crm-sync"
 
 {source_block(scenario, crm_url)}
 [jobs.mapping]
-phone_fields = ["phone"]
-name = "{{last_name}} {{first_name}}"
-comment = "{{company}}"
+{mapping_block(scenario)}
 """,
         encoding="utf-8",
     )
     config.chmod(0o600)
     return config
+
+
+def mapping_block(scenario: Scenario) -> str:
+    if scenario.carddav is not None:
+        return 'phone_fields = ["tel1"]\nname = "{fn}"'
+    return 'phone_fields = ["phone"]\nname = "{last_name} {first_name}"\ncomment = "{company}"'
 
 
 @pytest.fixture
@@ -224,8 +244,24 @@ def vipex(scenario: Scenario) -> Iterator[RunningEmulator]:
 
 
 @pytest.fixture
-def crm_url(scenario: Scenario) -> Iterator[str | None]:
-    if scenario.http_source_unreachable:
+def crm_url(scenario: Scenario, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | None]:
+    if scenario.carddav == "unreachable":
+        yield f"http://127.0.0.1:{free_port()}/{USER}/contacts/"
+    elif scenario.carddav is not None:
+        # Radicale knows the user with SECRET, or ("wrong") with another password.
+        password = SECRET if scenario.carddav == "ok" else "egy-másik-jelszó"
+        try:
+            server = start_radicale(tmp_path_factory.mktemp("radicale"), USER, password)
+            with server as radicale:
+                book = radicale.make_book("contacts")
+                for i in (1, 2, 3):
+                    radicale.put(
+                        book, f"{i}.vcf", vcard(str(i), f"Titok{i} Ede", f"+36 1 700000{i}")
+                    )
+                yield book
+        except RadicaleUnavailable as exc:
+            pytest.skip(f"Radicale cannot start here: {exc}")
+    elif scenario.http_source_unreachable:
         yield f"http://127.0.0.1:{free_port()}/crm?api_key={quote(SECRET, safe='')}"
     elif scenario.http_source_status is not None:
         with serve(http_source_app(scenario.http_source_status)) as url:

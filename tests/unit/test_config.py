@@ -93,6 +93,7 @@ def test_minimal_config_takes_the_contract_defaults(tmp_path: Path) -> None:
     assert config.vipex.max_retry_after_seconds == 60.0
     assert config.database.url == "sqlite:////var/lib/vipexsync/mirror.sqlite3"
     assert config.database.auto_upgrade is True
+    assert config.database.keep_days == 90
     assert config.metrics.listen == "127.0.0.1:9717"
     assert (config.logging.level, config.logging.format) == ("INFO", "text")
     (job,) = config.jobs
@@ -226,6 +227,23 @@ def test_several_jobs_with_different_sources(tmp_path: Path) -> None:
     assert config.job("cards_1").source == VcardSourceConfig(path=tmp_path / "cards", key="UID")
 
 
+def test_a_vcard_job_may_leave_key_and_mapping_out(tmp_path: Path) -> None:
+    data = base()
+    data["jobs"][0]["source"] = {"type": "vcard", "path": "export.vcf", "encoding": "cp1250"}
+    del data["jobs"][0]["mapping"]
+    job = parse(data, tmp_path).jobs[0]
+
+    assert job.source == VcardSourceConfig(path=tmp_path / "export.vcf", encoding="cp1250")
+    assert job.mapping.phone_fields == ("tel_voice",)
+    assert job.mapping.name == "{fn|n|org}"
+
+    data["jobs"][0]["mapping"] = {"phone_fields": ["tel_cell"]}
+    assert parse(data, tmp_path).jobs[0].mapping.name == "{fn|n|org}"
+    data["jobs"][0]["source"]["type"] = "csv"
+    data["jobs"][0]["source"]["key"] = "id"
+    assert "jobs[0].mapping.name" in " ".join(problems(data, tmp_path))
+
+
 # ---------------------------------------------------------------- structure
 
 
@@ -256,7 +274,7 @@ def test_the_message_counts_the_problems_and_names_the_file(tmp_path: Path) -> N
     [
         ((), "intervall", "unknown key 'intervall' in the top level of the file"),
         (("vipex",), "timeout", "(did you mean 'timeout_seconds'?)"),
-        (("database",), "uri", "(did you mean 'url'?); valid keys: auto_upgrade, url"),
+        (("database",), "uri", "(did you mean 'url'?); valid keys: auto_upgrade, keep_days, url"),
         (("metrics",), "port", "valid keys: listen"),
         (("logging",), "lvl", "valid keys: format, level"),
         (("jobs", 0), "intervall_seconds", "in [[jobs]] 'crm' (did you mean 'interval_seconds'?)"),
@@ -282,9 +300,9 @@ def test_unknown_keys_are_named_with_the_valid_ones(
 
 def test_unknown_key_lists_the_keys_of_that_source_type(tmp_path: Path) -> None:
     data = base()
-    data["jobs"][0]["source"] = {"type": "vcard", "path": "x.vcf", "encoding": "utf-8"}
-    problem = one_problem(data, tmp_path, "jobs[0].source.encoding")
-    assert problem.endswith("valid keys: key, path, type")
+    data["jobs"][0]["source"] = {"type": "vcard", "path": "x.vcf", "delimiter": ","}
+    problem = one_problem(data, tmp_path, "jobs[0].source.delimiter")
+    assert problem.endswith("valid keys: encoding, key, path, type")
 
 
 @pytest.mark.parametrize(
@@ -297,6 +315,8 @@ def test_unknown_key_lists_the_keys_of_that_source_type(tmp_path: Path) -> None:
         ("vipex", "verify_tls", "yes", "expected a boolean, got a string (write true or false"),
         ("vipex", "username", 7, "expected a string, got an integer"),
         ("database", "auto_upgrade", 1, "expected a boolean, got an integer"),
+        ("database", "keep_days", -1, "must be at least 0, got -1"),
+        ("database", "keep_days", 7.5, "expected an integer, got a float"),
         ("metrics", "listen", 9717, "expected a string, got an integer"),
         ("logging", "level", ["INFO"], "expected a string, got an array"),
         ("job", "interval_seconds", 300.5, "expected an integer, got a float"),
@@ -388,6 +408,47 @@ def test_paging_enum(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("extra", "key", "expected"),
+    [
+        ({"max_attempts": 0}, "max_attempts", "must be at least 1, got 0"),
+        ({"retry_backoff_seconds": -1}, "retry_backoff_seconds", "must be at least 0"),
+        ({"retry_backoff_seconds": 61}, "retry_backoff_seconds", "must be at most 60"),
+        ({"ca_bundle": "missing-ca.pem"}, "ca_bundle", "does not exist or is not a file"),
+        (
+            {"ca_bundle": "ca.pem", "verify_tls": False},
+            "ca_bundle",
+            "verify_tls = false turns verification off",
+        ),
+    ],
+)
+def test_http_source_retries_and_ca_bundle(
+    tmp_path: Path, extra: dict[str, object], key: str, expected: str
+) -> None:
+    (tmp_path / "ca.pem").write_text("not checked here\n", encoding="ascii")
+    data = base()
+    source = {"type": "http", "url": "https://crm.example.com/x", "key": "id"}
+    data["jobs"][0]["source"] = {**source, **extra}
+    assert expected in one_problem(data, tmp_path, f"jobs[0].source.{key}")
+
+
+def test_http_source_retry_and_ca_keys_reach_the_config(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("not checked here\n", encoding="ascii")
+    data = base()
+    data["jobs"][0]["source"] = {
+        "type": "http",
+        "url": "https://crm.example.com/x",
+        "key": "id",
+        "max_attempts": 7,
+        "retry_backoff_seconds": 0.5,
+        "ca_bundle": "ca.pem",
+    }
+    source = parse(data, tmp_path).jobs[0].source
+    assert isinstance(source, HttpSourceConfig)
+    assert (source.max_attempts, source.retry_backoff_seconds) == (7, 0.5)
+    assert source.ca_bundle == tmp_path / "ca.pem"
+
+
+@pytest.mark.parametrize(
     ("mutate", "key", "expected"),
     [
         (lambda d: d.pop("vipex"), "vipex", "required table [vipex] is missing"),
@@ -403,7 +464,13 @@ def test_paging_enum(tmp_path: Path) -> None:
         (lambda d: d["jobs"][0].pop("source"), "jobs[0].source", "required table [jobs.source]"),
         (lambda d: d["jobs"][0].pop("mapping"), "jobs[0].mapping", "required table"),
         (lambda d: d["jobs"][0]["source"].pop("path"), "jobs[0].source.path", "required key"),
-        (lambda d: d["jobs"][0]["source"].pop("key"), "jobs[0].source.key", "required key"),
+        (lambda d: d["jobs"][0]["source"].update(key=" "), "jobs[0].source.key", "leave the key"),
+        (lambda d: d["jobs"][0]["source"].update(key=[]), "jobs[0].source.key", "list the key's"),
+        (
+            lambda d: d["jobs"][0]["source"].update(key=["a", "a"]),
+            "jobs[0].source.key",
+            "same column more than once",
+        ),
         (
             lambda d: d["jobs"][0]["mapping"].pop("name"),
             "jobs[0].mapping.name",
@@ -571,7 +638,9 @@ def test_ownership_tag_without_commas(tmp_path: Path) -> None:
         ("{name", "does not parse"),
         ("name}", "does not parse"),
         ("{}", "empty placeholder"),
-        ("{0}", "positional placeholder {0}"),
+        ("{name:}", "uses a format spec"),
+        ("{fn||org}", "empty placeholder"),
+        ("{fn|org }", "remove the spaces around {org}"),
         ("{name!r}", "uses a conversion"),
         ("{name:>10}", "uses a format spec"),
         ("{items[0]}", "uses index access"),
@@ -588,7 +657,17 @@ def test_bad_templates(tmp_path: Path, template: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "template",
-    ["", "plain text", "{a} {b}", "{{literal}} {a}", "{Last Name}", "{address.city}", "{Ügyfél}"],
+    [
+        "",
+        "plain text",
+        "{a} {b}",
+        "{{literal}} {a}",
+        "{Last Name}",
+        "{address.city}",
+        "{Ügyfél}",
+        "{fn|n|org}",
+        "{0}",
+    ],
 )
 def test_good_templates(template: str) -> None:
     assert template_problem(template) is None
@@ -597,7 +676,7 @@ def test_good_templates(template: str) -> None:
 def test_bad_templates_are_found_everywhere(tmp_path: Path) -> None:
     data = base()
     mapping = data["jobs"][0]["mapping"]
-    mapping["comment"] = "{0}"
+    mapping["comment"] = "{ x }"
     mapping["tags"] = ["ok", "{x!s}"]
     mapping["custom_fields"] = {"Ügyfélkód": "{id:05}"}
     keys = sorted(problem.split(": ")[0] for problem in problems(data, tmp_path))
@@ -862,6 +941,17 @@ def test_http_source_accepts_plain_http(tmp_path: Path) -> None:
     assert config.jobs[0].source == HttpSourceConfig(
         url="http://crm.internal/api", key="id", verify_tls=False
     )
+
+
+def test_csv_key_may_be_a_column_a_list_of_columns_or_left_out(tmp_path: Path) -> None:
+    data = base()
+    source = data["jobs"][0]["source"]
+    assert parse(data, tmp_path).jobs[0].source.key_columns == ("id",)  # type: ignore[union-attr]
+    source["key"] = ["First Name", "Last Name"]
+    parsed = parse(data, tmp_path).jobs[0].source
+    assert parsed.key_columns == ("First Name", "Last Name")  # type: ignore[union-attr]
+    del source["key"]
+    assert parse(data, tmp_path).jobs[0].source.key_columns == ()  # type: ignore[union-attr]
 
 
 def test_vcard_key_must_not_be_empty(tmp_path: Path) -> None:

@@ -66,8 +66,10 @@ def commented_source_examples() -> list[str]:
 
 
 def test_the_commented_source_examples_parse(tmp_path: Path) -> None:
-    """The three other source types, as documented, are valid configuration."""
+    """The other source types, as documented, are valid configuration."""
     (tmp_path / "crm-token").write_text("token\n")
+    (tmp_path / "carddav-password").write_text("secret\n")
+    (tmp_path / "ca.pem").write_text("not checked by the configuration\n")
     example = EXAMPLE.read_text(encoding="utf-8")
     start = example.index("\n[jobs.source]\n")
     csv_block = example[start : example.index("\n[jobs.mapping]\n")]
@@ -77,9 +79,12 @@ def test_the_commented_source_examples_parse(tmp_path: Path) -> None:
         "sql",
         "http",
         "vcard",
+        "carddav",
     ]
     for block in blocks:
         block = block.replace("/etc/vipexsync/crm-token", str(tmp_path / "crm-token"))
+        block = block.replace("/etc/vipexsync/carddav-password", str(tmp_path / "carddav-password"))
+        block = block.replace("/etc/ssl/private-ca.pem", str(tmp_path / "ca.pem"))
         path = tmp_path / "vipexsync.toml"
         path.write_text(example.replace(csv_block, "\n" + block + "\n"))
         path.chmod(0o600)

@@ -120,5 +120,5 @@ def test_metrics_take_the_plan_counts_as_they_come() -> None:
     metrics = Metrics(CollectorRegistry(), jobs=["crm"])
     metrics.planned("crm", {"create": 1, "update": 2, "adopt": 1, "delete": 0, "noop": 9})
     get = metrics.registry.get_sample_value
-    assert get("vipexsync_planned_changes", {"job": "crm", "action": "create"}) == 1
-    assert get("vipexsync_planned_changes", {"job": "crm", "action": "update"}) == 3
+    assert get("vipexsync_planned_changes", {"sync_job": "crm", "action": "create"}) == 1
+    assert get("vipexsync_planned_changes", {"sync_job": "crm", "action": "update"}) == 3

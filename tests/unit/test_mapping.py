@@ -103,13 +103,19 @@ def only(result: MappingResult, code: str) -> RecordProblem:
         ("{a}{b}", {}, ""),
         ("{a}", {"a": "{b}"}, "{b}"),  # values are never re-expanded
         ("{0}", {"0": "zero"}, "zero"),
+        ("{fn|n|org}", {"fn": "", "n": " ", "org": "Acme Kft."}, "Acme Kft."),
+        ("{fn|org}", {"fn": "Kiss Anna", "org": "Acme"}, "Kiss Anna"),
+        ("{fn|org} ({org})", {"org": "Acme"}, "Acme (Acme)"),
+        ("{fn|org}", {}, ""),
     ],
 )
 def test_render_template(template: str, fields: dict[str, str], expected: str) -> None:
     assert render_template(template, fields) == expected
 
 
-@pytest.mark.parametrize("template", ["{", "{a", "a}", "{}", "{ }", "{a{b}", "x } y"])
+@pytest.mark.parametrize(
+    "template", ["{", "{a", "a}", "{}", "{ }", "{a{b}", "x } y", "{name:}", "{a|}", "{a!r}"]
+)
 def test_malformed_templates_are_refused(template: str) -> None:
     with pytest.raises(TemplateSyntaxError, match="template"):
         parse_template(template)
@@ -117,6 +123,23 @@ def test_malformed_templates_are_refused(template: str) -> None:
 
 def test_template_lists_its_fields() -> None:
     assert parse_template("{a} {{x}} {b}").fields == ("a", "b")
+    assert parse_template("{fn|org} {b}").fields == ("fn", "org", "b")
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{name:}", "{name!r}", "{a[0]}", "{ a }", "{}", "{a|}", "{a", "a}", "{0}", "{a|b}", "x"],
+)
+def test_config_check_and_mapping_agree(template: str) -> None:
+    """One grammar: what the config check accepts is exactly what the mapping parses."""
+    from vipexsync.config import template_problem
+
+    try:
+        parse_template(template)
+        parsed = True
+    except TemplateSyntaxError:
+        parsed = False
+    assert (template_problem(template) is None) is parsed
 
 
 def test_clean_text() -> None:

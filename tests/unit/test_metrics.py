@@ -40,14 +40,15 @@ def test_every_contract_series_exists_at_start(metrics: Metrics) -> None:
         for mode in MODES:
             for outcome in OUTCOMES:
                 assert (
-                    value(metrics, "vipexsync_runs_total", job=job, mode=mode, outcome=outcome) == 0
+                    value(metrics, "vipexsync_runs_total", sync_job=job, mode=mode, outcome=outcome)
+                    == 0
                 )
             for name in (
                 "vipexsync_last_run_timestamp_seconds",
                 "vipexsync_last_success_timestamp_seconds",
                 "vipexsync_run_duration_seconds",
             ):
-                assert value(metrics, name, job=job, mode=mode) == 0, name
+                assert value(metrics, name, sync_job=job, mode=mode) == 0, name
         for name in (
             "vipexsync_run_in_progress",
             "vipexsync_run_progress_ratio",
@@ -55,18 +56,22 @@ def test_every_contract_series_exists_at_start(metrics: Metrics) -> None:
             "vipexsync_guard_tripped",
             "vipexsync_job_interval_seconds",
         ):
-            assert value(metrics, name, job=job) == 0, name
+            assert value(metrics, name, sync_job=job) == 0, name
         for action in ACTIONS:
             for outcome in ("applied", "failed"):
                 assert (
                     value(
-                        metrics, "vipexsync_changes_total", job=job, action=action, outcome=outcome
+                        metrics,
+                        "vipexsync_changes_total",
+                        sync_job=job,
+                        action=action,
+                        outcome=outcome,
                     )
                     == 0
                 )
-            assert value(metrics, "vipexsync_planned_changes", job=job, action=action) == 0
+            assert value(metrics, "vipexsync_planned_changes", sync_job=job, action=action) == 0
         for view in VIEWS:
-            assert value(metrics, "vipexsync_entries", job=job, view=view) == 0
+            assert value(metrics, "vipexsync_entries", sync_job=job, view=view) == 0
     for action in API_ACTIONS:
         for outcome in API_OUTCOMES:
             assert (
@@ -115,28 +120,30 @@ def test_api_observer(metrics: Metrics) -> None:
 
 def test_run_lifecycle_success(metrics: Metrics) -> None:
     metrics.run_started("crm")
-    assert value(metrics, "vipexsync_run_in_progress", job="crm") == 1
+    assert value(metrics, "vipexsync_run_in_progress", sync_job="crm") == 1
     metrics.progress("crm", 0.5)
-    assert value(metrics, "vipexsync_run_progress_ratio", job="crm") == 0.5
+    assert value(metrics, "vipexsync_run_progress_ratio", sync_job="crm") == 0.5
     metrics.progress("crm", 7)
-    assert value(metrics, "vipexsync_run_progress_ratio", job="crm") == 1
+    assert value(metrics, "vipexsync_run_progress_ratio", sync_job="crm") == 1
     metrics.progress("crm", -1)
-    assert value(metrics, "vipexsync_run_progress_ratio", job="crm") == 0
+    assert value(metrics, "vipexsync_run_progress_ratio", sync_job="crm") == 0
     metrics.progress("crm", float("nan"))
-    assert value(metrics, "vipexsync_run_progress_ratio", job="crm") == 0
+    assert value(metrics, "vipexsync_run_progress_ratio", sync_job="crm") == 0
     metrics.run_finished("crm", Mode.FULL, "success", duration=12.5, finished_at=1_700_000_000)
-    labels = {"job": "crm", "mode": "full"}
+    labels = {"sync_job": "crm", "mode": "full"}
     assert value(metrics, "vipexsync_runs_total", outcome="success", **labels) == 1
     assert value(metrics, "vipexsync_last_run_timestamp_seconds", **labels) == 1_700_000_000
     assert value(metrics, "vipexsync_last_success_timestamp_seconds", **labels) == 1_700_000_000
     assert value(metrics, "vipexsync_run_duration_seconds", **labels) == 12.5
-    assert value(metrics, "vipexsync_run_in_progress", job="crm") == 0
+    assert value(metrics, "vipexsync_run_in_progress", sync_job="crm") == 0
     # The other job and mode are untouched.
     assert (
-        value(metrics, "vipexsync_runs_total", job="crm", mode="incremental", outcome="success")
+        value(
+            metrics, "vipexsync_runs_total", sync_job="crm", mode="incremental", outcome="success"
+        )
         == 0
     )
-    assert value(metrics, "vipexsync_run_in_progress", job="erp") == 0
+    assert value(metrics, "vipexsync_run_in_progress", sync_job="erp") == 0
 
 
 @pytest.mark.parametrize("outcome", ["failure", "guarded"])
@@ -144,16 +151,16 @@ def test_only_success_moves_the_success_timestamp(metrics: Metrics, outcome: str
     metrics.run_finished("crm", "incremental", "success", duration=1, finished_at=100)
     metrics.run_started("crm")
     metrics.run_finished("crm", "incremental", outcome, duration=2, finished_at=200)
-    labels = {"job": "crm", "mode": "incremental"}
+    labels = {"sync_job": "crm", "mode": "incremental"}
     assert value(metrics, "vipexsync_last_success_timestamp_seconds", **labels) == 100
     assert value(metrics, "vipexsync_last_run_timestamp_seconds", **labels) == 200
     assert value(metrics, "vipexsync_runs_total", outcome=outcome, **labels) == 1
-    assert value(metrics, "vipexsync_run_in_progress", job="crm") == 0
+    assert value(metrics, "vipexsync_run_in_progress", sync_job="crm") == 0
 
 
 def test_skipped_counts_only(metrics: Metrics) -> None:
     metrics.run_skipped("crm", "incremental")
-    labels = {"job": "crm", "mode": "incremental"}
+    labels = {"sync_job": "crm", "mode": "incremental"}
     assert value(metrics, "vipexsync_runs_total", outcome="skipped", **labels) == 1
     assert value(metrics, "vipexsync_last_run_timestamp_seconds", **labels) == 0
 
@@ -162,7 +169,7 @@ def test_changes_fold_adopt_into_update(metrics: Metrics) -> None:
     metrics.change_applied("crm", Action.ADOPT, "applied")
     metrics.change_applied("crm", "update", "applied")
     metrics.change_applied("crm", Action.DELETE, "failed")
-    labels = {"job": "crm"}
+    labels = {"sync_job": "crm"}
     assert (
         value(metrics, "vipexsync_changes_total", action="update", outcome="applied", **labels) == 2
     )
@@ -178,12 +185,12 @@ def test_changes_fold_adopt_into_update(metrics: Metrics) -> None:
 
 def test_planned_sets_every_action(metrics: Metrics) -> None:
     metrics.planned("crm", {"create": 3, "adopt": 2, "update": 1, "delete": 4})
-    assert value(metrics, "vipexsync_planned_changes", job="crm", action="create") == 3
-    assert value(metrics, "vipexsync_planned_changes", job="crm", action="update") == 3
-    assert value(metrics, "vipexsync_planned_changes", job="crm", action="delete") == 4
+    assert value(metrics, "vipexsync_planned_changes", sync_job="crm", action="create") == 3
+    assert value(metrics, "vipexsync_planned_changes", sync_job="crm", action="update") == 3
+    assert value(metrics, "vipexsync_planned_changes", sync_job="crm", action="delete") == 4
     metrics.planned("crm", {"create": 1})
-    assert value(metrics, "vipexsync_planned_changes", job="crm", action="update") == 0
-    assert value(metrics, "vipexsync_planned_changes", job="crm", action="delete") == 0
+    assert value(metrics, "vipexsync_planned_changes", sync_job="crm", action="update") == 0
+    assert value(metrics, "vipexsync_planned_changes", sync_job="crm", action="delete") == 0
 
 
 def test_entries_drift_guard_interval(metrics: Metrics) -> None:
@@ -191,30 +198,40 @@ def test_entries_drift_guard_interval(metrics: Metrics) -> None:
     metrics.drift("crm", 5)
     metrics.guard("crm", True)
     metrics.job_interval("crm", 300)
-    assert value(metrics, "vipexsync_entries", job="crm", view="remote") == 1234
-    assert value(metrics, "vipexsync_entries", job="crm", view="mirror") == 0
-    assert value(metrics, "vipexsync_drift_entries", job="crm") == 5
-    assert value(metrics, "vipexsync_guard_tripped", job="crm") == 1
-    assert value(metrics, "vipexsync_job_interval_seconds", job="crm") == 300
+    assert value(metrics, "vipexsync_entries", sync_job="crm", view="remote") == 1234
+    assert value(metrics, "vipexsync_entries", sync_job="crm", view="mirror") == 0
+    assert value(metrics, "vipexsync_drift_entries", sync_job="crm") == 5
+    assert value(metrics, "vipexsync_guard_tripped", sync_job="crm") == 1
+    assert value(metrics, "vipexsync_job_interval_seconds", sync_job="crm") == 300
     metrics.guard("crm", False)
-    assert value(metrics, "vipexsync_guard_tripped", job="crm") == 0
+    assert value(metrics, "vipexsync_guard_tripped", sync_job="crm") == 0
 
 
 def test_add_job_later_with_interval(metrics: Metrics) -> None:
     metrics.add_job("new", interval_seconds=60)
-    assert value(metrics, "vipexsync_job_interval_seconds", job="new") == 60
-    assert value(metrics, "vipexsync_runs_total", job="new", mode="full", outcome="guarded") == 0
+    assert value(metrics, "vipexsync_job_interval_seconds", sync_job="new") == 60
+    assert (
+        value(metrics, "vipexsync_runs_total", sync_job="new", mode="full", outcome="guarded") == 0
+    )
 
 
 def test_rejected_resets_reasons_gone(metrics: Metrics) -> None:
     metrics.rejected("crm", {"invalid_number": 3, "duplicate_number": 1})
-    assert value(metrics, "vipexsync_rejected_records", job="crm", reason="invalid_number") == 3
+    assert (
+        value(metrics, "vipexsync_rejected_records", sync_job="crm", reason="invalid_number") == 3
+    )
     metrics.rejected("crm", {"missing_key": 2})
-    assert value(metrics, "vipexsync_rejected_records", job="crm", reason="invalid_number") == 0
-    assert value(metrics, "vipexsync_rejected_records", job="crm", reason="duplicate_number") == 0
-    assert value(metrics, "vipexsync_rejected_records", job="crm", reason="missing_key") == 2
+    assert (
+        value(metrics, "vipexsync_rejected_records", sync_job="crm", reason="invalid_number") == 0
+    )
+    assert (
+        value(metrics, "vipexsync_rejected_records", sync_job="crm", reason="duplicate_number") == 0
+    )
+    assert value(metrics, "vipexsync_rejected_records", sync_job="crm", reason="missing_key") == 2
     # Per job: the other job never saw these reasons.
-    assert value(metrics, "vipexsync_rejected_records", job="erp", reason="missing_key") is None
+    assert (
+        value(metrics, "vipexsync_rejected_records", sync_job="erp", reason="missing_key") is None
+    )
 
 
 @pytest.mark.parametrize(

@@ -651,4 +651,5 @@ def test_full_resync_done_needs_a_stable_complete_listing() -> None:
     assert full_resync_done(Mode.FULL, complete, halted=False)
     assert not full_resync_done(Mode.FULL, shifted, halted=False)
     assert not full_resync_done(Mode.FULL, complete, halted=True)
+    assert not full_resync_done(Mode.FULL, complete, halted=False, source_complete=False)
     assert not full_resync_done(Mode.INCREMENTAL, None, halted=False)

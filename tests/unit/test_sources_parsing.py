@@ -28,7 +28,8 @@ from vipexsync.sources.http_source import (
     scalar_text,
 )
 from vipexsync.sources.sql_source import SqlSource, to_text
-from vipexsync.sources.vcard_source import VcardSource, logical_lines, unescape
+from vipexsync.sources.vcard import logical_lines, unescape
+from vipexsync.sources.vcard_source import VcardSource
 
 
 def test_clean_value_strips_and_removes_nul() -> None:
@@ -182,21 +183,32 @@ def test_unescape_inverts_vcard_escaping(text: str) -> None:
 
 
 def test_logical_lines_unfold_and_keep_first_line_numbers() -> None:
-    text = "BEGIN:VCARD\r\nNOTE:one\r\n two\r\n\tthree\r\n\r\nFN:x\nEND:VCARD"
+    text = b"BEGIN:VCARD\r\nNOTE:one\r\n two\r\n\tthree\r\n\r\nFN:x\nEND:VCARD"
 
     assert list(logical_lines(text)) == [
-        (1, "BEGIN:VCARD"),
-        (2, "NOTE:onetwothree"),
-        (6, "FN:x"),
-        (7, "END:VCARD"),
+        (1, b"BEGIN:VCARD", None),
+        (2, b"NOTE:onetwothree", None),
+        (6, b"FN:x", None),
+        (7, b"END:VCARD", None),
+    ]
+
+
+def test_logical_lines_treat_cr_cr_lf_as_one_line_end_inside_a_fold() -> None:
+    text = b"BEGIN:VCARD\r\r\nNOTE:one\r\r\n two\r\r\nFN:x\r\r\nEND:VCARD\r\r\n"
+
+    assert list(logical_lines(text)) == [
+        (1, b"BEGIN:VCARD", None),
+        (2, b"NOTE:onetwo", None),
+        (4, b"FN:x", None),
+        (5, b"END:VCARD", None),
     ]
 
 
 def test_logical_lines_join_quoted_printable_soft_breaks() -> None:
-    text = "NOTE;ENCODING=QUOTED-PRINTABLE:abc=\r\ndef=\r\n=3D\r\nFN:x=\r\nTEL:1"
+    text = b"NOTE;ENCODING=QUOTED-PRINTABLE:abc=\r\ndef=\r\n=3D\r\nFN:x=\r\nTEL:1"
 
     assert list(logical_lines(text)) == [
-        (1, "NOTE;ENCODING=QUOTED-PRINTABLE:abcdef=3D"),
-        (4, "FN:x="),
-        (5, "TEL:1"),
+        (1, b"NOTE;ENCODING=QUOTED-PRINTABLE:abcdef=3D", None),
+        (4, b"FN:x=", None),
+        (5, b"TEL:1", None),
     ]

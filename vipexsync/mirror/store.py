@@ -157,6 +157,7 @@ class ChangeRecord:
     reason: str
     api_reason: str | None
     at: datetime
+    run_mode: str | None = None  # the mode of the run that made it, while that run is kept
 
 
 def _mirror_errors(call: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
@@ -867,16 +868,26 @@ def mirror_stats(session: Session, job: str) -> MirrorStats:
 
 
 @_mirror_errors("reading the change log")
-def changes_for(
-    session: Session, job: str, phonenumber: str, *, limit: int = 50
+def change_log(
+    session: Session,
+    *,
+    jobs: Sequence[str],
+    phonenumbers: Sequence[str] | None = None,
+    since: datetime | None = None,
+    limit: int = 200,
 ) -> list[ChangeRecord]:
-    """The audit trail of one number, newest first."""
+    """The audit log of these jobs (optionally of some numbers, or since a time), newest first."""
+    changes = ChangeRow.__table__
     stmt = (
-        sa.select(ChangeRow.__table__)
-        .where(ChangeRow.job == job, ChangeRow.phonenumber == phonenumber)
-        .order_by(ChangeRow.id.desc())
-        .limit(limit)
+        sa.select(changes, RunRow.mode.label("run_mode"))
+        .select_from(changes.outerjoin(RunRow.__table__, ChangeRow.run_id == RunRow.id))
+        .where(ChangeRow.job.in_(list(jobs)))
     )
+    if phonenumbers is not None:
+        stmt = stmt.where(ChangeRow.phonenumber.in_(list(phonenumbers)))
+    if since is not None:
+        stmt = stmt.where(ChangeRow.at >= since)
+    stmt = stmt.order_by(ChangeRow.id.desc()).limit(limit)
     return [
         ChangeRecord(
             id=row.id,
@@ -890,9 +901,57 @@ def changes_for(
             reason=row.reason,
             api_reason=row.api_reason,
             at=row.at,
+            run_mode=row.run_mode,
         )
         for row in session.execute(stmt)
     ]
+
+
+def changes_for(
+    session: Session, job: str, phonenumber: str, *, limit: int = 50
+) -> list[ChangeRecord]:
+    """The audit trail of one number, newest first."""
+    return change_log(session, jobs=[job], phonenumbers=[phonenumber], limit=limit)
+
+
+@_mirror_errors("pruning the change log")
+def prune_changes(session: Session, before: datetime, *, batch: int) -> int:
+    """Delete up to ``batch`` change-log rows older than ``before``; returns how many.
+
+    The oldest rows first, by id: ids grow with time, so the scan stops at the
+    first young row and each batch is a short transaction.
+    """
+    oldest = (
+        sa.select(ChangeRow.id).where(ChangeRow.at < before).order_by(ChangeRow.id).limit(batch)
+    )
+    result = session.connection().execute(
+        sa.delete(ChangeRow).where(ChangeRow.id.in_(oldest.scalar_subquery()))
+    )
+    return int(result.rowcount or 0)
+
+
+@_mirror_errors("pruning old runs")
+def prune_runs(session: Session, before: datetime, *, batch: int) -> int:
+    """Delete up to ``batch`` finished runs started before ``before``; returns how many.
+
+    The newest run of each job and mode is always kept, however old, so
+    ``status`` still shows it; a run still ``running`` is never touched.
+    """
+    newest = sa.select(sa.func.max(RunRow.id)).group_by(RunRow.job, RunRow.mode)
+    oldest = (
+        sa.select(RunRow.id)
+        .where(
+            RunRow.started_at < before,
+            RunRow.outcome != "running",
+            RunRow.id.not_in(newest.scalar_subquery()),
+        )
+        .order_by(RunRow.id)
+        .limit(batch)
+    )
+    result = session.connection().execute(
+        sa.delete(RunRow).where(RunRow.id.in_(oldest.scalar_subquery()))
+    )
+    return int(result.rowcount or 0)
 
 
 @_mirror_errors("closing interrupted runs")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from vipexsync.config import (
+    CarddavSourceConfig,
     CsvSourceConfig,
     HttpSourceConfig,
     SourceConfig,
@@ -38,6 +39,21 @@ class SourceRecord:
     fields: Mapping[str, str]
     locator: str
     problem: str = ""
+    #: How the key was made, for the report: "" means the configured key
+    #: field; otherwise the fallback rule (a digest when the export has no id).
+    key_rule: str = ""
+    #: Fields whose value had undecodable bytes replaced: (field name, why).
+    #: The mapping rejects the record only if it uses one of them.
+    damaged: tuple[tuple[str, str], ...] = ()
+    #: What the source repaired or left out while reading the record.
+    notes: tuple[str, ...] = ()
+    #: Every phone number the record carries as (label, value as written),
+    #: when the source knows them (vCard TEL); the mapping notes the ones it
+    #: does not sync, so no number is dropped silently.
+    numbers: tuple[tuple[str, str], ...] = ()
+    #: Not a record: a part of the source (one file of a folder) that could not
+    #: be read, and why. The others are still synced, but nothing is deleted.
+    unreadable: str = ""
 
 
 class Source(Protocol):
@@ -58,8 +74,12 @@ def clean_value(value: str) -> str:
     return value.strip()
 
 
-def open_source(cfg: SourceConfig) -> Source:
-    """Build the adapter for a source configuration (dispatch on its type)."""
+def open_source(cfg: SourceConfig, *, full: bool = False) -> Source:
+    """Build the adapter for a source configuration (dispatch on its type).
+
+    ``full`` asks for a read that trusts nothing kept from earlier reads in
+    this process (a full resync); only the carddav source keeps anything.
+    """
     # Imported here so that importing the record type stays cheap and acyclic.
     if isinstance(cfg, CsvSourceConfig):
         from vipexsync.sources.csv_source import CsvSource
@@ -77,5 +97,9 @@ def open_source(cfg: SourceConfig) -> Source:
         from vipexsync.sources.vcard_source import VcardSource
 
         return VcardSource(cfg)
+    if isinstance(cfg, CarddavSourceConfig):
+        from vipexsync.sources.carddav_source import CarddavSource
+
+        return CarddavSource(cfg, full=full)
     # Unreachable for a well-typed config; kept for configs built by hand.
     raise TypeError(f"unknown source configuration {type(cfg).__name__}")  # pragma: no cover

@@ -22,10 +22,14 @@ Config keys (``[jobs.source]`` with ``type = "http"``):
 ``username`` + ``password`` / ``password_file``
     HTTP basic auth (used when no bearer token is set).
 ``timeout_seconds`` (default 30)
-    Per request. Connection failures, timeouts, 429 and 5xx answers are retried
-    a few times with backoff; other non-200 answers fail at once.
-``verify_tls`` (default true)
-    Check the server's certificate.
+    Per request.
+``max_attempts`` (default 4) and ``retry_backoff_seconds`` (default 1)
+    Connection failures, timeouts, 429 and 5xx answers are tried again, up to
+    ``max_attempts`` in all, waiting ``retry_backoff_seconds`` and then twice
+    as long each time (at most 30 s); other non-200 answers fail at once.
+``verify_tls`` (default true) and ``ca_bundle``
+    Check the server's certificate, against the system's trust store or the
+    PEM file ``ca_bundle`` names (a private CA).
 
 Every record must be a JSON object. Values become strings: ``true``/``false``,
 null as "", numbers as written; a list of scalars is joined with ", "; nested
@@ -129,12 +133,13 @@ def flatten(record: Mapping[str, Any]) -> dict[str, str]:
 class HttpSource:
     """Streams records from a (paged) JSON endpoint."""
 
-    def __init__(
-        self, cfg: HttpSourceConfig, *, attempts: int = 4, backoff_seconds: float = 1.0
-    ) -> None:
+    def __init__(self, cfg: HttpSourceConfig) -> None:
         self._cfg = cfg
-        self._attempts = max(1, attempts)
-        self._backoff = backoff_seconds
+        self._attempts = max(1, cfg.max_attempts)
+        self._backoff = cfg.retry_backoff_seconds
+        self._verify: bool | str = (
+            str(cfg.ca_bundle) if cfg.verify_tls and cfg.ca_bundle is not None else cfg.verify_tls
+        )
         self._safe_url = _safe_url(cfg.url)
         self.description = f"http endpoint {self._safe_url}"
 
@@ -187,14 +192,14 @@ class HttpSource:
         cfg = self._cfg
         try:
             response = session.get(
-                cfg.url, params=dict(params), timeout=cfg.timeout_seconds, verify=cfg.verify_tls
+                cfg.url, params=dict(params), timeout=cfg.timeout_seconds, verify=self._verify
             )
         except requests.exceptions.SSLError:
             raise self._error(
                 page,
                 "the TLS handshake or certificate check failed",
-                "check the endpoint's certificate (or, for a private CA, the system trust "
-                "store); `verify_tls = false` only as a last resort",
+                "check the endpoint's certificate (for a private CA, name its PEM file in "
+                "the source's `ca_bundle`); `verify_tls = false` only as a last resort",
             ) from None
         except requests.Timeout:
             raise _RetryableFailure(f"no answer within {cfg.timeout_seconds:g} s") from None

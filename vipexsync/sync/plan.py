@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from vipexsync.domain import DesiredEntry, Entry, MirrorEntry, WriteState
+from vipexsync.semantics import normal_desired
 from vipexsync.sync.model import Action, Change, MirrorUpdate, Mode, Plan, Policy, RemoteView
 
 REASON_NEW = "new in CRM"
@@ -487,22 +488,34 @@ def plan(
     :func:`lookups_needed` on an incremental run (a number missing from it is
     not written this run); ``None`` sends unknown content without a look.
     The result depends only on the arguments.
+    The CRM's values are first put in the form VIPeX stores them
+    (``policy.semantics``), so a trimmed, truncated or normalised value VIPeX
+    holds counts as equal and is not rewritten on every run.
     """
-    b = _Builder(desired, policy, rejected_keys)
+    b = _Builder(normal_desired(desired, policy.semantics), policy, rejected_keys)
     if remote is None:
         return _plan_incremental(b, mirror, lookups)
     return _plan_full(b, mirror, remote)
 
 
-def full_resync_done(mode: Mode, remote: RemoteView | None, *, halted: bool) -> bool:
+def full_resync_done(
+    mode: Mode, remote: RemoteView | None, *, halted: bool, source_complete: bool = True
+) -> bool:
     """Whether this run counts as the job's full resync (and confirms its mapping).
 
     Only a full resync whose listing was stable and complete (after the
-    look-ups) and that was not cut short (a stop, VIPeX unreachable, a lost
-    lock) counts; writes that VIPeX refused do not matter here: they are
-    retried by incremental runs and reported where they fail.
+    look-ups), whose source was read whole, and that was not cut short (a
+    stop, VIPeX unreachable, a lost lock) counts; writes that VIPeX refused do
+    not matter here: they are retried by incremental runs and reported where
+    they fail.
     """
-    return mode is Mode.FULL and remote is not None and remote.complete and not halted
+    return (
+        mode is Mode.FULL
+        and remote is not None
+        and remote.complete
+        and source_complete
+        and not halted
+    )
 
 
 def effective_mode(requested: Mode, *, had_full_resync: bool) -> Mode:

@@ -9,7 +9,8 @@ from enum import StrEnum
 
 from vipexsync.domain import RecordProblem
 
-EXAMPLE_KEYS = 5  # how many record keys a report shows per rejection reason
+EXAMPLE_KEYS = 5  # how many distinct reasons a JSON group shows as examples
+TEXT_FOLD = 20  # the text report lists this many records per reason, then folds
 
 
 class Outcome(StrEnum):
@@ -25,6 +26,8 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_GUARDED = 3
 EXIT_LOCKED = 4
+# Ended by Ctrl-C (SIGINT), after the writes in flight were recorded: 128 + 2, as shells do.
+EXIT_INTERRUPTED = 130
 
 _EXIT_FOR = {
     Outcome.SUCCESS: EXIT_OK,
@@ -49,8 +52,9 @@ def group_problems(problems: Iterable[RecordProblem]) -> tuple[RejectionGroup, .
     for problem in problems:
         group = (problem.code, problem.fatal)
         counts[group] += 1
-        if len(examples[group]) < EXAMPLE_KEYS:
-            examples[group].append(problem.reason)  # it names the record and the field
+        shown = examples[group]
+        if len(shown) < EXAMPLE_KEYS and problem.reason not in shown:
+            shown.append(problem.reason)  # it names the record and the field
     return tuple(
         RejectionGroup(
             code=code,
@@ -73,6 +77,7 @@ class RunReport:
     applied: Mapping[str, int] = field(default_factory=dict)
     failed: Mapping[str, int] = field(default_factory=dict)
     not_attempted: int = 0  # writes skipped because the run stopped early
+    entry_reads: int = 0  # entries read before an update, to keep unmanaged fields
     rejections: tuple[RejectionGroup, ...] = ()
     withheld_deletes: int = 0
     guard_reasons: tuple[str, ...] = ()
@@ -93,6 +98,9 @@ class RunReport:
     first_failures: tuple[
         str, ...
     ] = ()  # "phonenumber action: reason" for the first few failed writes
+    # Every rejection and note, never folded (the text report folds long lists).
+    problems: tuple[RecordProblem, ...] = ()
+    key_rules: Mapping[str, int] = field(default_factory=dict)  # rule ("" = configured) -> records
 
     @property
     def exit_code(self) -> int:
@@ -108,8 +116,10 @@ class RunReport:
             by_code[group.code] += group.count
         return dict(by_code)
 
-    def as_json(self) -> dict[str, object]:
-        return {
+    def as_json(self, *, every_rejection: bool = True) -> dict[str, object]:
+        """The report for scripts; ``every_rejection=False`` leaves out the
+        per-record list (the runs table keeps only the groups)."""
+        data: dict[str, object] = {
             "job": self.job,
             "mode": self.mode,
             "dry_run": self.dry_run,
@@ -136,10 +146,15 @@ class RunReport:
             "unchecked": self.unchecked,
             "deferred_deletes": self.deferred_deletes,
             "api_calls": self.api_calls,
+            "entry_reads": self.entry_reads,
             "duration_seconds": round(self.duration_seconds, 3),
             "error": self.error,
             "first_failures": list(self.first_failures),
+            "key_rules": {(rule or "configured key"): n for rule, n in self.key_rules.items()},
         }
+        if every_rejection:
+            data["rejected"] = [p.as_json() for p in self.problems]
+        return data
 
     def summary_line(self) -> str:
         """One line per run, for the journal."""
@@ -166,10 +181,29 @@ class RunReport:
             if getattr(self, name):
                 parts.append(f"{name}={getattr(self, name)}")
         parts.append(f"api_calls={self.api_calls}")
+        if self.entry_reads:
+            parts.append(f"entry_reads={self.entry_reads}")
         parts.append(f"duration={self.duration_seconds:.1f}s")
         if self.error:
             parts.append(f"error={self.error}")
         return " ".join(parts)
+
+    def _listing(self, group: RejectionGroup) -> list[str]:
+        """Each record of a group once (``reason -- location``), folded after TEXT_FOLD."""
+        if not self.problems:
+            return list(group.examples)
+        seen: dict[str, None] = {}
+        for p in self.problems:
+            if p.code == group.code and p.fatal == group.fatal:
+                seen.setdefault(f"{p.reason} -- {p.locator}" if p.locator else p.reason)
+        shown = list(seen)
+        if len(shown) > TEXT_FOLD:
+            rest = len(shown) - TEXT_FOLD
+            shown = [
+                *shown[:TEXT_FOLD],
+                f"... and {rest} more (every one: sync --rejects-out FILE)",
+            ]
+        return shown
 
     def as_text(self) -> str:
         """A readable report for a person at a terminal."""
@@ -220,11 +254,25 @@ class RunReport:
         if self.remote_problems:
             lines.append("Listing problems:")
             lines.extend(f"  - {p}" for p in self.remote_problems)
+        if len(self.key_rules) > 1 or any(self.key_rules):
+            lines.append(
+                "Record keys: "
+                + "; ".join(
+                    f"{n} by {rule or 'the configured key'}"
+                    for rule, n in sorted(self.key_rules.items())
+                )
+            )
         if self.rejections:
             lines.append("Rejected records and fields:")
             for group in self.rejections:
-                kind = "rejected" if group.fatal else "fields dropped"
+                kind = "rejected" if group.fatal else "fields dropped or noted"
                 lines.append(f"  {group.code}: {group.count} {kind}")
-                lines.extend(f"    {example}" for example in group.examples)
-        lines.append(f"API calls: {self.api_calls}; duration {self.duration_seconds:.2f} s")
+                lines.extend(f"    {line}" for line in self._listing(group))
+        reads = (
+            f" (of them {self.entry_reads} entry reads before updates: VIPeX clears what a "
+            "write leaves out)"
+            if self.entry_reads
+            else ""
+        )
+        lines.append(f"API calls: {self.api_calls}{reads}; duration {self.duration_seconds:.2f} s")
         return "\n".join(lines)

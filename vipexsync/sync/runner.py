@@ -7,29 +7,31 @@ and the run's bookkeeping; every decision is the planner's or the guard's.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from vipexsync.config import JobConfig, mapping_fingerprint
-from vipexsync.domain import DesiredEntry, Entry, MirrorEntry
+from vipexsync.domain import DesiredEntry, Entry, MirrorEntry, RecordProblem
 from vipexsync.errors import ApiError, ApiResultError, ConfigError, VipexSyncError
 from vipexsync.mapping import MappingResult, compile_mapping, map_records
-from vipexsync.mirror import store
+from vipexsync.mirror import findings, store
 from vipexsync.progress import NullProgress, ProgressSink
+from vipexsync.semantics import StatedSemantics, effective_semantics
 from vipexsync.sources import open_source
-from vipexsync.sync.apply import ApplyOutcome, WriteResult, apply_plan
+from vipexsync.sync.apply import ApplyOutcome, WriteResult, WriteRules, apply_plan
 from vipexsync.sync.guard import guard, withhold_deletes
 from vipexsync.sync.model import (
     Action,
@@ -68,6 +70,7 @@ class RunOptions:
     dry_run: bool = False
     force_delete: bool = False
     plan_out: Path | None = None
+    rejects_out: Path | None = None
 
 
 def remote_entry(entry: PhonebookEntry, field_ids: frozenset[int]) -> Entry:
@@ -106,20 +109,93 @@ class RemoteRows:
         return entry
 
 
-def write_plan_file(path: Path, plan: Plan, verdict: GuardVerdict) -> None:
-    """The plan as JSON (one object per change), written atomically."""
+def write_plan_file(
+    path: Path,
+    plan: Plan,
+    verdict: GuardVerdict,
+    problems: Iterable[RecordProblem] = (),
+) -> None:
+    """The plan as JSON, written atomically: one object per change, then one
+    per rejected record or field (``"action": "reject"``, never folded)."""
     withheld = {c.phonenumber for c in verdict.withheld}
-    rows = []
+    rows: list[dict[str, object]] = []
     for change in plan.changes:
         row = change.as_json()
         row["withheld"] = change.action is Action.DELETE and change.phonenumber in withheld
         rows.append(row)
+    for problem in problems:
+        rows.append(
+            {
+                "action": "reject",
+                "phonenumber": problem.phonenumber,
+                "before": None,
+                "after": None,
+                **problem.as_json(),
+            }
+        )
+
+    def dump(out: TextIO) -> None:
+        json.dump(rows, out, ensure_ascii=False, indent=2)
+        out.write("\n")
+
+    _write_atomically(path, dump)
+
+
+REJECTS_COLUMNS = (
+    "key",
+    "location",
+    "display name",
+    "field",
+    "value",
+    "reason",
+    "code",
+    "fatal",
+    "phonenumber",
+)
+
+
+def write_rejects_file(path: Path, problems: Iterable[RecordProblem]) -> None:
+    """Every rejection and note as CSV for the CRM's owners, written atomically.
+
+    UTF-8 with a byte-order mark so that Excel shows accents right; one row
+    per finding; a repeated finding is written once.
+    """
+
+    def dump(out: TextIO) -> None:
+        writer = csv.writer(out)
+        writer.writerow(REJECTS_COLUMNS)
+        seen: set[tuple[str, ...]] = set()
+        for p in problems:
+            row = (
+                p.record_key,
+                p.locator,
+                p.display_name,
+                p.field,
+                p.value,
+                p.reason,
+                p.code,
+                "yes" if p.fatal else "no",
+                p.phonenumber or "",
+            )
+            if row not in seen:
+                seen.add(row)
+                writer.writerow(row)
+
+    _write_atomically(path, dump, encoding="utf-8-sig", newline="")
+
+
+def _write_atomically(
+    path: Path,
+    dump: Callable[[TextIO], None],
+    *,
+    encoding: str = "utf-8",
+    newline: str | None = None,
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(rows, out, ensure_ascii=False, indent=2)
-            out.write("\n")
+        with os.fdopen(fd, "w", encoding=encoding, newline=newline) as out:
+            dump(out)
         Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -173,10 +249,12 @@ class JobRun:
         clock: Callable[[], datetime] = utcnow,
         still_held: Callable[[], bool] | None = None,
         foreign_tags: frozenset[str] = frozenset(),
+        stated_semantics: StatedSemantics = "probe",
     ) -> None:
         self.job = job
         self.still_held = still_held
         self.foreign_tags = foreign_tags
+        self.stated_semantics = stated_semantics
         self.client = client
         self.sessions = sessions
         self.options = options
@@ -262,7 +340,9 @@ class JobRun:
             },
             guard={"reasons": list(report.guard_reasons), "withheld": report.withheld_deletes},
             error=report.error,
-            report=report.as_json(),
+            # Not every rejected record: at 100k records a run every 5 minutes
+            # would store gigabytes; the groups and their examples stay.
+            report=report.as_json(every_rejection=False),
             now=self.clock(),
         )
         store.set_job_state(session, self.job.name, last_run_at=self.clock())
@@ -297,13 +377,15 @@ class JobRun:
         compiled = compile_mapping(job.mapping, fields, job=job.name)
         field_ids = compiled.custom_field_ids
 
-        source = open_source(job.source)
+        source = open_source(job.source, full=full)
         # A source that fails or is cut short raises SourceError here: the run
         # fails before planning, so it deletes (and writes) nothing.
         mapped = map_records(
             source.read(), compiled, region=job.default_region, ownership_tag=job.ownership_tag
         )
         self._log_rejections(mapped)
+        if opts.rejects_out is not None:
+            write_rejects_file(opts.rejects_out, (*mapped.problems, *mapped.notes))
 
         remote: RemoteView | None = None
         remote_count: int | None = None
@@ -329,6 +411,9 @@ class JobRun:
         # Loaded after the listing, whose transient memory (pages in flight)
         # the mirror then reuses: at 100k entries that keeps the peak lower.
         mirror = store.load_mirror(session, job.name, desired=mapped.desired)
+        semantics = effective_semantics(
+            self.stated_semantics, findings.load_findings(session, job.vipex_id)
+        )
         session.rollback()  # end the read transaction; writes come one by one
 
         policy = Policy(
@@ -336,6 +421,7 @@ class JobRun:
             ownership_tag=job.ownership_tag,
             managed_field_ids=field_ids,
             foreign_tags=self.foreign_tags,
+            semantics=semantics,
         )
         # What VIPeX holds where nobody knows (incremental creates, unconfirmed
         # writes) or where a complete listing missed an owned entry: one
@@ -364,9 +450,9 @@ class JobRun:
                     "job %s: %d deletion(s) withheld: %s", job.name, len(verdict.withheld), reason
                 )
         self._log_plan_notes(planned)
-        self._count_plan(mapped, mirror, remote_count, planned)
+        self._count_plan(mapped, mirror, remote_count, planned, guard_tripped=verdict.tripped)
         if opts.plan_out is not None:
-            write_plan_file(opts.plan_out, planned, verdict)
+            write_plan_file(opts.plan_out, planned, verdict, (*mapped.problems, *mapped.notes))
 
         base = RunReport(
             job=job.name,
@@ -376,6 +462,8 @@ class JobRun:
             run_id=run_id,
             planned=planned.counts(),
             rejections=group_problems((*mapped.problems, *mapped.notes)),
+            problems=(*mapped.problems, *mapped.notes),
+            key_rules=mapped.key_rules,
             withheld_deletes=len(verdict.withheld),
             guard_reasons=verdict.reasons,
             drift=planned.drift,
@@ -393,7 +481,7 @@ class JobRun:
         if opts.dry_run:
             return base
 
-        outcome = self._apply(session, run_id, runnable)
+        outcome = self._apply(session, run_id, runnable, WriteRules(semantics, field_ids))
         self._confirm_mirror(session, run_id, runnable, remote)
         # Any write VIPeX did not confirm makes the run a failure (exit 1): it
         # is retried by the next run, but an operator should know. Refusals of
@@ -401,7 +489,9 @@ class JobRun:
         failed_writes = sum(outcome.failed.values())
         halted = outcome.fatal_error is not None or outcome.stopped
         failed_hard = halted or failed_writes > 0 or bool(planned.unchecked)
-        if full_resync_done(opts.mode, remote, halted=halted):
+        if full_resync_done(
+            opts.mode, remote, halted=halted, source_complete=mapped.source_complete
+        ):
             # Counts even if some writes failed: they are retried by incremental
             # runs, so one refused entry does not make every tick a full listing.
             store.set_job_state(
@@ -436,6 +526,7 @@ class JobRun:
             failed=_counts(outcome.failed),
             not_attempted=outcome.not_attempted,
             deferred_deletes=base.deferred_deletes + outcome.deferred,
+            entry_reads=outcome.reads,
             error=error,
             first_failures=tuple(self._first_failures),
         )
@@ -447,7 +538,9 @@ class JobRun:
     ) -> GuardContext:
         job = self.job
         return GuardContext(
-            source_complete=True,  # an incomplete read raised before planning
+            # A source that fails as a whole raises before planning; one that
+            # skipped an unreadable part (a file of a vCard folder) says so here.
+            source_complete=mapped.source_complete,
             source_records=mapped.records,
             min_source_records=job.min_source_records,
             remote_complete=remote.complete if remote is not None else True,
@@ -458,7 +551,7 @@ class JobRun:
             force_delete=self.options.force_delete,
         )
 
-    def _apply(self, session: Session, run_id: int, plan: Plan) -> ApplyOutcome:
+    def _apply(self, session: Session, run_id: int, plan: Plan, rules: WriteRules) -> ApplyOutcome:
         job = self.job
 
         def mark(changes: Sequence[Change]) -> None:
@@ -532,6 +625,7 @@ class JobRun:
             on_progress=self.progress.writes,
             mark=mark,
             still_held=self.still_held,
+            rules=rules,
         )
 
     def _look_up(
@@ -586,11 +680,14 @@ class JobRun:
         mirror: Mapping[str, MirrorEntry],
         remote_count: int | None,
         planned: Plan,
+        *,
+        guard_tripped: bool,
     ) -> None:
         if self.metrics is None:
             return
         name = self.job.name
         self.metrics.planned(name, planned.counts())
+        self.metrics.guard(name, guard_tripped)
         self.metrics.entries(name, "desired", len(mapped.desired))
         self.metrics.entries(name, "mirror", len(mirror))
         if remote_count is not None:
@@ -620,15 +717,24 @@ class JobRun:
                 )
 
     def _log_rejections(self, mapped: MappingResult) -> None:
-        groups = group_problems(mapped.problems)
-        for group in groups:
-            log.warning(
-                "job %s: %d record(s) rejected (%s), e.g. %s",
-                self.job.name,
-                group.count,
-                group.code,
-                "; ".join(group.examples[:3]),
+        """One line per rejection reason, then each finding once (never folded)."""
+        name = self.job.name
+        for group in group_problems((*mapped.problems, *mapped.notes)):
+            level = logging.WARNING if group.fatal else logging.INFO
+            kind = "record(s) or number(s) rejected" if group.fatal else "field(s) dropped or noted"
+            log.log(level, "job %s: %d %s (%s)", name, group.count, kind, group.code)
+        # Every rejected record by name (a repeated line once); the notes and
+        # dropped fields, which lose no record, only at DEBUG: they can be many.
+        seen: set[str] = set()
+        for problem in (*mapped.problems, *mapped.notes):
+            line = f"{problem.reason} [{problem.code}]" + (
+                f" at {problem.locator}" if problem.locator else ""
             )
+            if line not in seen:
+                seen.add(line)
+                log.log(
+                    logging.WARNING if problem.fatal else logging.DEBUG, "job %s: %s", name, line
+                )
 
 
 def _counts(counter: Mapping[str, int]) -> dict[str, int]:

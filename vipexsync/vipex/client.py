@@ -258,6 +258,10 @@ class VipexClient:
         self._jitter = random.Random()  # noqa: S311 - jitter, not security
         self._count_lock = threading.Lock()
         self._request_count = 0
+        # `concurrency` is a cap for the whole process: every job, the listing's
+        # page workers and every writer share this client, and no more than
+        # `concurrency` requests are ever in flight, however many jobs run at once.
+        self._slots = threading.BoundedSemaphore(concurrency)
         # One shared Session for all threads: its pooled adapter is what bounds
         # and reuses connections across the listing's worker threads (a Session
         # per thread would open a pool per thread and defeat `concurrency`).
@@ -281,7 +285,14 @@ class VipexClient:
         session.verify = verify_tls
         session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         session.headers["User-Agent"] = "vipexsync"
-        adapter = HTTPAdapter(pool_connections=concurrency, pool_maxsize=concurrency, max_retries=0)
+        # pool_block: with the slots above the pool never runs short, but if it
+        # did, waiting for a connection beats opening one past the cap.
+        adapter = HTTPAdapter(
+            pool_connections=concurrency,
+            pool_maxsize=concurrency,
+            max_retries=0,
+            pool_block=True,
+        )
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         self._session = session
@@ -370,13 +381,15 @@ class VipexClient:
             self._observer.request_finished(action, outcome, seconds)
 
     def _observed(self, action: str, attempt: Callable[[], _T]) -> _T:
-        """Run one HTTP attempt, telling the log and the observer its outcome and time."""
-        started = time.monotonic()
-        try:
-            result = attempt()
-        except Exception as error:
-            self._observe(action, started, error)
-            raise
+        """Run one HTTP attempt in one of the client's slots, telling the log and
+        the observer its outcome and time (the time waiting for a slot excluded)."""
+        with self._slots:
+            started = time.monotonic()
+            try:
+                result = attempt()
+            except Exception as error:
+                self._observe(action, started, error)
+                raise
         self._observe(action, started, None)
         return result
 
