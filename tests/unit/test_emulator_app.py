@@ -954,6 +954,40 @@ def test_page_shift_inserts_rows_before_later_pages() -> None:
     assert len(api.state.entries(A)) == 20
 
 
+def test_refused_numbers_answer_result_0_and_change_nothing() -> None:
+    api = Api(faults=Faults(refuse_numbers=frozenset({"36123456789"})))
+    refused = api.get(**ENTRY)
+    assert refused["result"] == 0
+    assert "elutasította" in refused["reason"]
+    assert api.state.entry(A, "36123456789") is None
+    assert api.app.write_log() == []
+    api.app.faults.reset()
+    ok(api.get(**ENTRY))
+    assert api.app.write_log() == [("api_user", "set_phonebook_entry", "36123456789")]
+
+
+def test_smaller_pages_are_advertised_and_used() -> None:
+    api = Api(faults=Faults(max_queryable_rows=4))
+    page = ok(api.get(action="get_phonebook_list", vipex_id=A, offset=0, limit=200))
+    assert page["metadata"]["max_queryable_rows"] == 4
+    assert len(page["phonebook_list"]) == 4
+    assert page["metadata"]["full_count"] == "18"
+
+
+def test_listing_swap_skips_one_row_and_keeps_full_count() -> None:
+    api = Api()
+    numbers = [str(e["phonenumber"]) for e in api.state.entries(A)]
+    added = "99999999999"
+    api.app.faults.listing_swap = (numbers[0], added)
+    first = ok(api.get(action="get_phonebook_list", vipex_id=A, offset=0, limit=5))
+    rest = ok(api.get(action="get_phonebook_list", vipex_id=A, offset=5, limit=200))
+    assert first["metadata"]["full_count"] == rest["metadata"]["full_count"] == "18"
+    seen = [str(r["phonenumber"]) for r in first["phonebook_list"] + rest["phonebook_list"]]
+    assert numbers[5] not in seen  # slid onto the page already read
+    assert added in seen
+    assert api.app.faults.listing_swap is None  # fires once
+
+
 def test_request_counts_and_reset(api: Api) -> None:
     api.get(action="get_vipex_user_list", vipex_id=B)
     api.get(action="get_vipex_user_list", vipex_id=B)
