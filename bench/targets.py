@@ -165,6 +165,7 @@ class Targets:
         self.start(RATE)
         work = self.changes()
         writes = len(work["put"]) + len(work["delete"])
+        creates = sum(1 for e in work["put"] if e[0] not in (self._baseline_desired or {}))
         naive_ops = self.naive("ops", {"put": work["put"], "delete": work["delete"]})
         naive_run = naive_ops.runs[0]
         naive_per_write = naive_run["cpu"] / writes
@@ -250,7 +251,7 @@ class Targets:
             bound = run["calls"] * self.latency / CONCURRENCY
             nrun = naive_child.runs[0]
             nbound = nrun["calls"] * self.latency / CONCURRENCY
-            minimum = minimum_calls(mode, n, writes, field_lookup=True)
+            minimum = minimum_calls(mode, n, writes, field_lookup=True, creates=creates)
             self.calls(f"{RATE:.0%} changed, {mode.value}", run["calls"], minimum, nrun["calls"])
             self.row(
                 f"wall / latency bound, {n}, {RATE:.0%} changed, conc {CONCURRENCY}, {mode.value}",
