@@ -1304,7 +1304,10 @@ def _parse_job(table: Table, ctx: SecretContext) -> JobConfig | None:
     source_table = table.table("source", f"[jobs.source]{suffix}", required=True)
     source = _parse_source(source_table, ctx) if source_table else None
     # A vCard or CardDAV job may leave the mapping out: its fields are known.
-    vcard = isinstance(source, VcardSourceConfig | CarddavSourceConfig)
+    # (Judged by the declared type, so a source with a problem of its own does
+    # not also make the mapping's defaults look missing.)
+    kind = source_table.data.get("type") if source_table else None
+    vcard = kind in CARD_SOURCE_TYPES
     mapping_table = table.table("mapping", f"[jobs.mapping]{suffix}", required=not vcard)
     if mapping_table is None and vcard:
         mapping_table = Table({}, table.key("mapping"), f"[jobs.mapping]{suffix}", table.problems)
@@ -1457,6 +1460,8 @@ def _carddav_password(table: Table, values: Mapping[str, Any], ctx: SecretContex
 # --------------------------------------------------------------------------
 
 
+#: Source types whose cards the mapping's defaults below fit.
+CARD_SOURCE_TYPES = ("vcard", "carddav")
 #: What a vCard job's mapping defaults to: every voice number, named by FN,
 #: else N, else ORG (company-only contacts).
 VCARD_PHONE_FIELDS: tuple[str, ...] = ("tel_voice",)

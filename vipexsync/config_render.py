@@ -14,6 +14,7 @@ out.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -25,7 +26,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from vipexsync.config import (
+    CARD_SOURCE_TYPES,
     SOURCE_TYPES,
+    VCARD_NAME,
+    VCARD_PHONE_FIELDS,
     DatabaseConfig,
     JobConfig,
     LoggingConfig,
@@ -252,9 +256,28 @@ def _compact_key(key: Key, mode: Mode, table_path: str) -> list[str]:
     return _with_doc(lines, " ".join([key.doc, facts(key), *key.notes]))
 
 
+class _CardMapping:
+    """Marker: a vCard/CardDAV job's mapping, whose phone_fields and name have defaults."""
+
+
+#: Source types whose jobs may leave the mapping out (config.VCARD_* defaults).
+CARD_SOURCES = CARD_SOURCE_TYPES
+
+
+def _mapping_keys() -> list[Key]:
+    card_defaults = {"phone_fields": VCARD_PHONE_FIELDS, "name": VCARD_NAME}
+    return [
+        dataclasses.replace(key, default=card_defaults[key.name], example=card_defaults[key.name])
+        if key.name in card_defaults
+        else key
+        for key in keys_of(MappingConfig)
+    ]
+
+
 def _render_keys(cls: type[Any], mode: Mode, table_path: str, *, compact: bool) -> list[str]:
     """Every declared key of ``cls``; sub-tables last, since TOML keys after one belong to it."""
-    keys = sorted(keys_of(cls), key=lambda k: k.kind == "table")
+    declared = _mapping_keys() if cls is _CardMapping else keys_of(cls)
+    keys = sorted(declared, key=lambda k: k.kind == "table")
     lines: list[str] = []
     for key in keys:
         if compact:
@@ -300,7 +323,10 @@ def _job(source_type: str, mode: Mode) -> list[str]:
     lines += _source_block(source_type, mode, compact=False)
     lines += ["", "# -- how a CRM record becomes phonebook entries " + "-" * 27]
     lines += _comment(_MAPPING_PROSE)
-    lines += ["[jobs.mapping]", *_render_keys(MappingConfig, mode, "jobs.mapping", compact=False)]
+    mapping = _render_keys(MappingConfig, mode, "jobs.mapping", compact=False)
+    if source_type in CARD_SOURCES:
+        mapping = _render_keys(_CardMapping, mode, "jobs.mapping", compact=False)
+    lines += ["[jobs.mapping]", *mapping]
     if mode == "example" and others:
         lines += ["", "", _RULE]
         lines += _comment(

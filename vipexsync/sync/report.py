@@ -111,8 +111,10 @@ class RunReport:
             by_code[group.code] += group.count
         return dict(by_code)
 
-    def as_json(self) -> dict[str, object]:
-        return {
+    def as_json(self, *, every_rejection: bool = True) -> dict[str, object]:
+        """The report for scripts; ``every_rejection=False`` leaves out the
+        per-record list (the runs table keeps only the groups)."""
+        data: dict[str, object] = {
             "job": self.job,
             "mode": self.mode,
             "dry_run": self.dry_run,
@@ -138,9 +140,11 @@ class RunReport:
             "duration_seconds": round(self.duration_seconds, 3),
             "error": self.error,
             "first_failures": list(self.first_failures),
-            "rejected": [p.as_json() for p in self.problems],
             "key_rules": {(rule or "configured key"): n for rule, n in self.key_rules.items()},
         }
+        if every_rejection:
+            data["rejected"] = [p.as_json() for p in self.problems]
+        return data
 
     def summary_line(self) -> str:
         """One line per run, for the journal."""

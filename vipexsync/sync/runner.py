@@ -329,7 +329,9 @@ class JobRun:
             },
             guard={"reasons": list(report.guard_reasons), "withheld": report.withheld_deletes},
             error=report.error,
-            report=report.as_json(),
+            # Not every rejected record: at 100k records a run every 5 minutes
+            # would store gigabytes; the groups and their examples stay.
+            report=report.as_json(every_rejection=False),
             now=self.clock(),
         )
         store.set_job_state(session, self.job.name, last_run_at=self.clock())
@@ -622,6 +624,8 @@ class JobRun:
             level = logging.WARNING if group.fatal else logging.INFO
             kind = "record(s) or number(s) rejected" if group.fatal else "field(s) dropped or noted"
             log.log(level, "job %s: %d %s (%s)", name, group.count, kind, group.code)
+        # Every rejected record by name (a repeated line once); the notes and
+        # dropped fields, which lose no record, only at DEBUG: they can be many.
         seen: set[str] = set()
         for problem in (*mapped.problems, *mapped.notes):
             line = f"{problem.reason} [{problem.code}]" + (
@@ -630,7 +634,7 @@ class JobRun:
             if line not in seen:
                 seen.add(line)
                 log.log(
-                    logging.WARNING if problem.fatal else logging.INFO, "job %s: %s", name, line
+                    logging.WARNING if problem.fatal else logging.DEBUG, "job %s: %s", name, line
                 )
 
 
