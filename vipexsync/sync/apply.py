@@ -12,7 +12,9 @@ number change creates the new entry before the old one goes.
 Where VIPeX clears what a write leaves out (``WriteSemantics.reads_before_update``),
 an update or adoption first reads the entry with ``get_phonebook_entry`` and
 re-sends the custom fields the job does not manage with their current values.
-A listing is not enough: a hand edit made after it would be wiped.
+A listing is not enough: a hand edit made after it would be wiped. So does a
+create when no complete listing of this run showed the number absent (an
+incremental run): someone may have made the entry by hand since.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ class WriteRules:
 
     semantics: WriteSemantics = UNVERIFIED
     managed_field_ids: frozenset[int] = frozenset()
+    # A complete listing of this run showed every created number absent.
+    absence_listed: bool = False
 
 
 class Failure(StrEnum):
@@ -119,7 +123,8 @@ def write_one(
         after = change.after
         assert after is not None, "a create/update/adopt always has an 'after'"
         values = dict(after.custom_fields)
-        if change.action is not Action.CREATE and rules.semantics.reads_before_update:
+        unproven = change.action is not Action.CREATE or not rules.absence_listed
+        if unproven and rules.semantics.reads_before_update:
             reads = 1
             try:
                 current = writer.get_phonebook_entry(vipex_id, after.phonenumber)
