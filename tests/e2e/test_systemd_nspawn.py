@@ -1,6 +1,7 @@
 """The shipped units under a real systemd: a Debian container booted with systemd-nspawn.
 
-The wheel built from this checkout is installed into ``/opt/vipexsync`` inside
+The wheel built from this checkout (or ``$VIPEXSYNC_TEST_WHEEL``, the one CI
+built) is installed with deploy/constraints.txt into ``/opt/vipexsync`` inside
 the container, the unit files from deploy/systemd are copied in unchanged, and
 the bundled emulator runs there as a transient unit, so the daemon meets a
 real PID 1, real DynamicUser/StateDirectory handling, a real seccomp filter
@@ -34,6 +35,7 @@ from e2e.nspawn import Container, Unavailable, booted, build_wheelhouse
 PROJECT = Path(__file__).resolve().parents[2]
 UNITS = PROJECT / "deploy" / "systemd"
 README = PROJECT / "deploy" / "README.md"
+CONSTRAINTS = PROJECT / "deploy" / "constraints.txt"
 DAEMON = "vipexsync.service"
 ONESHOT = "vipexsync-full-resync.service"
 TIMER = "vipexsync-full-resync.timer"
@@ -108,11 +110,12 @@ except OSError as exc:
 
 def install(box: Container) -> None:
     """The wheel into /opt/vipexsync, the units unchanged, a config, the emulator running."""
-    wheelhouse = box.path("/root/wheelhouse")
-    build_wheelhouse(PROJECT, wheelhouse)
+    wheel = build_wheelhouse(PROJECT, box.path("/root/wheelhouse"), CONSTRAINTS)
+    # As deploy/README.md says, with the pins CI tested; from the folder, not the network.
     box.sh(
-        "python3 -m venv /opt/vipexsync && /opt/vipexsync/bin/pip install --quiet "
-        "--no-index --find-links /root/wheelhouse vipexsync",
+        "python3 -m venv /opt/vipexsync && /opt/vipexsync/bin/pip install --quiet --no-index "
+        "--find-links /root/wheelhouse -c /root/wheelhouse/constraints.txt "
+        f"/root/wheelhouse/{wheel.name}",
         timeout=900,
     )
     for unit in sorted(UNITS.iterdir()):
