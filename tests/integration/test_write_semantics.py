@@ -263,7 +263,7 @@ def test_unmanaged_fields_survive_every_update(
     assert omission.state.entry(VIPEX_ID, "3619996000") is not None  # foreign entry untouched
 
 
-def test_an_incremental_create_over_a_hand_made_entry_keeps_its_unmanaged_field(
+def test_an_incremental_run_over_a_hand_made_entry_keeps_its_unmanaged_field(
     omission: RunningEmulator, job_files: Any
 ) -> None:
     clear = omission.state.semantics.omitted == "clear"
@@ -274,11 +274,12 @@ def test_an_incremental_create_over_a_hand_made_entry_keeps_its_unmanaged_field(
     full = run(config, Mode.FULL)
     assert full.applied == {"create": 1}
     assert full.entry_reads == 0  # its complete listing showed the number absent
-    # Made by hand after that listing; then the CRM gets the same number.
+    # Made by hand after that listing; then the CRM gets the same number. The
+    # incremental run's look-up finds it, and the adoption keeps its field.
     omission.state.put_entry(VIPEX_ID, number(2), "Kézi", [], "", {3: HAND})
     write_crm(config.parent / "crm.csv", rows(range(1, 3)))
     report = run(config)
-    assert report.applied == {"create": 1}
+    assert report.applied == {"adopt": 1}
     assert unmanaged(omission, 2) == HAND
     assert report.entry_reads == (1 if clear else 0)
 

@@ -14,8 +14,8 @@ Where VIPeX clears what a write leaves out (``WriteSemantics.reads_before_update
 an update or adoption first reads the entry with ``get_phonebook_entry`` and
 re-sends the custom fields the job does not manage with their current values.
 A listing is not enough: a hand edit made after it would be wiped. So does a
-create when no complete listing of this run showed the number absent (an
-incremental run): someone may have made the entry by hand since.
+create sent without a look at VIPeX (``before_known`` False): someone may have
+made the entry by hand.
 """
 
 from __future__ import annotations
@@ -77,8 +77,6 @@ class WriteRules:
 
     semantics: WriteSemantics = UNVERIFIED
     managed_field_ids: frozenset[int] = frozenset()
-    # A complete listing of this run showed every created number absent.
-    absence_listed: bool = False
 
 
 class Failure(StrEnum):
@@ -135,7 +133,7 @@ def write_one(
         after = change.after
         assert after is not None, "a create/update/adopt always has an 'after'"
         values = dict(after.custom_fields)
-        unproven = change.action is not Action.CREATE or not rules.absence_listed
+        unproven = change.action is not Action.CREATE or not change.before_known
         if unproven and rules.semantics.reads_before_update:
             reads = 1
             try:

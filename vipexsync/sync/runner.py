@@ -481,10 +481,7 @@ class JobRun:
         if opts.dry_run:
             return base
 
-        rules = WriteRules(
-            semantics, field_ids, absence_listed=remote is not None and remote.complete
-        )
-        outcome = self._apply(session, run_id, runnable, rules)
+        outcome = self._apply(session, run_id, runnable, WriteRules(semantics, field_ids))
         self._confirm_mirror(session, run_id, runnable, remote)
         # Any write VIPeX did not confirm makes the run a failure (exit 1): it
         # is retried by the next run, but an operator should know. Refusals of
