@@ -6,12 +6,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck format bench check clean example
+.PHONY: demo test test-systemd lint typecheck format bench check clean example
 
-$(STAMP): pyproject.toml
+# deploy/constraints.txt pins the runtime dependencies: the tests run with the
+# versions a /opt install gets.
+$(STAMP): pyproject.toml deploy/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c deploy/constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 # config/vipexsync.example.toml is generated from the key declarations in vipexsync/config.py.
@@ -21,8 +23,16 @@ example: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/vipexsync demo
 
+# The second pass: integration and end-to-end again, against emulators that
+# clear what a write leaves out (the other reading of the vendor document).
 test: $(STAMP)
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest tests/integration tests/e2e --emulator-omitted=clear
+
+# The deploy/systemd units under a real systemd, in a Debian container (root;
+# Debian packages systemd-container and debootstrap). `make test` skips it.
+test-systemd: $(STAMP)
+	VIPEXSYNC_TEST_NSPAWN=1 $(BIN)/python -m pytest -p no:cacheprovider tests/e2e/test_systemd_nspawn.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -15,6 +15,36 @@ import support
 POSTGRES_ENV = "VIPEXSYNC_TEST_POSTGRES_URL"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--emulator-omitted",
+        choices=("keep", "clear"),
+        default=None,
+        help="what every test emulator does with a field set_phonebook_entry is not sent "
+        f"(default: ${support.OMITTED_ENV}, else keep)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    chosen = config.getoption("--emulator-omitted")
+    if chosen is not None:
+        os.environ[support.OMITTED_ENV] = chosen
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"emulator omitted fields: {support.emulator_omitted()}"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _emulator_world() -> Iterator[None]:
+    """Every emulator a test starts plays the omission world chosen for the run."""
+    from vipexsync.emulator import semantics
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(semantics, "DEFAULT", semantics.Semantics(omitted=support.emulator_omitted()))
+        yield
+
+
 @pytest.fixture
 def emulator() -> Iterator[object]:
     """The bundled VIPeX emulator on a free loopback port, in a thread.
@@ -97,9 +127,15 @@ def job_files(tmp_path: Path) -> Callable[..., Path]:
             "min_source_records": 1,
             "custom_fields": "",
         }
+        stated = str(
+            overrides.pop(
+                "write_semantics", support.stated_semantics_for(support.emulator_omitted())
+            )
+        )
         values.update(overrides)
         config = tmp_path / "vipexsync.toml"
-        config.write_text(support.JOB_TOML.format(**values), encoding="utf-8")
+        text = support.with_write_semantics(support.JOB_TOML.format(**values), stated)
+        config.write_text(text, encoding="utf-8")
         return config
 
     return make

@@ -54,6 +54,32 @@ def serve_empty_vipex(vipex_id: str, *more_ids: str) -> Iterator[RunningEmulator
         yield running
 
 
+OMITTED_ENV = "VIPEXSYNC_TEST_EMULATOR_OMITTED"
+"""``keep`` (default) or ``clear``: what the tests' emulators do with an omitted field.
+
+``pytest --emulator-omitted=clear`` sets it; conftest makes every emulator a
+test starts play that world, and job_files states ``write_semantics`` to match.
+"""
+
+
+def emulator_omitted() -> str:
+    mode = os.environ.get(OMITTED_ENV, "keep")
+    if mode not in ("keep", "clear"):
+        raise ValueError(f"${OMITTED_ENV} must be keep or clear, not {mode!r}")
+    return mode
+
+
+def stated_semantics_for(omitted: str) -> str:
+    """The ``write_semantics`` a test config states for an emulator in ``omitted`` mode."""
+    return "clear_omitted" if omitted == "clear" else "probe"
+
+
+def with_write_semantics(config_text: str, stated: str) -> str:
+    """``config_text`` with ``write_semantics = stated`` added to its [vipex] table."""
+    line = f'write_semantics = "{stated}"\n'
+    return config_text.replace("[vipex]\n", "[vipex]\n" + line, 1)
+
+
 def cli_environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment for a vipexsync subprocess: ours without VIPEXSYNC_*, then ``extra``.
 

@@ -8,7 +8,14 @@ from collections.abc import Callable
 from vipexsync.config import Config, JobConfig
 from vipexsync.errors import ConfigError, VipexSyncError
 from vipexsync.mapping import compile_mapping, map_records
-from vipexsync.mirror.database import create_engine_for, current_revision, head_revision
+from vipexsync.mirror import findings
+from vipexsync.mirror.database import (
+    create_engine_for,
+    current_revision,
+    head_revision,
+    make_session_factory,
+)
+from vipexsync.semantics import UNVERIFIED_WARNING, ProbeFindings, semantics_report
 from vipexsync.sources import open_source
 from vipexsync.sync.report import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from vipexsync.vipex.client import VipexClient
@@ -18,6 +25,11 @@ class _Checklist:
     def __init__(self) -> None:
         self.failed = False
         self.config_failed = False
+        self.warnings = 0
+
+    def warn(self, label: str, text: str) -> None:
+        self.warnings += 1
+        print(f"  WARN {label}: {text}")
 
     def step(self, label: str, action: Callable[[], str]) -> None:
         try:
@@ -44,6 +56,35 @@ def _database(config: Config) -> str:
     if current is None:
         return "reachable, empty (the first run creates the schema, or run `vipexsync db upgrade`)"
     return f"reachable, schema at {current}; head is {head} (run `vipexsync db upgrade`)"
+
+
+def _probe_findings(config: Config) -> dict[str, ProbeFindings]:
+    """Every subscription's recorded findings; none when the database lacks the table yet."""
+    engine = create_engine_for(config.database.url)
+    try:
+        if current_revision(engine) != head_revision():
+            return {}
+        with make_session_factory(engine)() as session:
+            found = {
+                job.vipex_id: findings.load_findings(session, job.vipex_id) for job in config.jobs
+            }
+        return {vipex_id: f for vipex_id, f in found.items() if f is not None}
+    except VipexSyncError:
+        return {}  # the database step above already said what is wrong
+    finally:
+        engine.dispose()
+
+
+def _semantics(
+    config: Config, job: JobConfig, known: ProbeFindings | None, checks: _Checklist
+) -> None:
+    label = f"job {job.name}: write semantics"
+    report = semantics_report(config.vipex.write_semantics, known)
+    if report["verified"]:
+        when = f" at {report['probed_at']}" if report["probed_at"] else ""
+        print(f"  ok   {label}: {report['summary']} ({report['origin']}{when})")
+    else:
+        checks.warn(label, UNVERIFIED_WARNING)
 
 
 def _job(client: VipexClient, job: JobConfig, checks: _Checklist) -> None:
@@ -86,9 +127,11 @@ def run_check(config: Config) -> int:
     checks = _Checklist()
     print(f"Configuration {config.path or ''}: ok ({len(config.jobs)} job(s))")
     checks.step("database", lambda: _database(config))
+    probed = _probe_findings(config)
     with VipexClient.from_config(config.vipex) as client:
         for job in config.jobs:
             _job(client, job, checks)
+            _semantics(config, job, probed.get(job.vipex_id), checks)
     if checks.config_failed:
         return EXIT_USAGE
     return EXIT_FAILED if checks.failed else EXIT_OK

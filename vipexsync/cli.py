@@ -110,6 +110,18 @@ def build_parser() -> argparse.ArgumentParser:
     fields = sub.add_parser("fields", help="list the subscription's phonebook custom fields")
     fields.add_argument("--job", help="the job whose subscription to ask (default: every job)")
 
+    probe = sub.add_parser(
+        "probe",
+        help="settle the service's write semantics on a reserved test number, record them, "
+        "leave no trace",
+    )
+    probe.add_argument("--job", help="the job whose subscription to probe (default: the first)")
+    probe.add_argument(
+        "--number",
+        help="the test number, international digits (default: [vipex] probe_number, "
+        "else 442079460999 from Ofcom's drama range); it must not be in the phonebook",
+    )
+
     history = sub.add_parser(
         "history", help="the change log: what the daemon did to an entry (or a job's) and why"
     )
@@ -154,6 +166,25 @@ def build_parser() -> argparse.ArgumentParser:
     emu.add_argument("--html-rate", type=float, default=0.0, help="share of HTML 200 answers")
     emu.add_argument("--page-shift", type=int, default=0, help="entries added between pages")
     emu.add_argument("--seed", type=int, default=None, help="seed for the fault choices")
+    emu.add_argument(
+        "--omitted",
+        choices=("keep", "clear"),
+        default="keep",
+        help="what set_phonebook_entry does with a field it is not sent (default: keep)",
+    )
+    emu.add_argument("--max-name-length", type=_positive_int, default=None, help="cut longer names")
+    emu.add_argument(
+        "--normalise",
+        choices=("nfc", "none"),
+        default="none",
+        help="store text in Unicode NFC (default: none)",
+    )
+    emu.add_argument(
+        "--trim",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="strip leading and trailing whitespace of stored text (default: off)",
+    )
 
     from vipexsync.config import SOURCE_TYPES
 
@@ -176,6 +207,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the embedded default: emulator + sample CRM, two runs")
     demo.add_argument("--keep", action="store_true", help="keep the temporary folder")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
 
 
 def _add_sync_options(parser: argparse.ArgumentParser, *, shorthand: bool) -> None:
@@ -275,6 +316,11 @@ def _dispatch(command: str, args: argparse.Namespace) -> int:
         if args.db_command == "prune":
             return _db_prune(config, args.keep_days)
         return _db_upgrade(config)
+    if command == "probe":
+        from vipexsync.probe import probe_command
+
+        probe_command(config, args.job, args.number)
+        return EXIT_OK
     if command == "api":
         return _api(config, args)
     raise UsageError(f"unknown command {command!r}")
@@ -477,6 +523,7 @@ def _api(config: Config, args: argparse.Namespace) -> int:
 
 def _emulator(args: argparse.Namespace) -> int:
     from vipexsync.emulator.faults import Faults
+    from vipexsync.emulator.semantics import Semantics
     from vipexsync.emulator.server import serve_forever
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -489,5 +536,11 @@ def _emulator(args: argparse.Namespace) -> int:
         page_shift=args.page_shift,
         seed=args.seed,
     )
-    serve_forever(args.host, args.port, args.state, faults, args.username, args.password)
+    semantics = Semantics(
+        omitted=args.omitted,
+        max_name_length=args.max_name_length,
+        normalise=args.normalise,
+        trim=args.trim,
+    )
+    serve_forever(args.host, args.port, args.state, faults, args.username, args.password, semantics)
     return EXIT_OK

@@ -53,6 +53,7 @@ from vipexsync.config_schema import (
     toml_type,
 )
 from vipexsync.errors import ConfigError
+from vipexsync.semantics import STATED_CHOICES, StatedSemantics
 from vipexsync.template import parse_template, template_problem
 
 __all__ = ["Secret"]  # re-exported: the rest of vipexsync imports it from here
@@ -106,6 +107,16 @@ def _vipex_url_problem(url: str, allow_http: bool) -> str | None:
 _HOST_NAME = re.compile(
     r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$"
 )
+
+
+def _probe_number_problem(number: str) -> str | None:
+    """Why a probe number is not in VIPeX's form, or None; "" (the default) is fine."""
+    if number == "" or re.fullmatch(r"[1-9][0-9]{7,14}", number):
+        return None
+    return (
+        f"{number!r} is not in VIPeX's form: international digits without '+' or leading "
+        "zeros, 8 to 15 of them (e.g. 442079460999)"
+    )
 
 
 def _listen_problem(listen: str) -> str | None:
@@ -368,6 +379,39 @@ class VipexConfig:
         default=60.0,
         positive=True,
         shown=False,
+    )
+    write_semantics: StatedSemantics = setting(
+        "What VIPeX's set_phonebook_entry does with a field it is NOT sent.",
+        kind="choice",
+        default="probe",
+        choices=STATED_CHOICES,
+        shown=False,
+        notes=[
+            "The vendor document does not say. vipexsync never sends the custom fields",
+            "your mapping leaves out; if VIPeX clears them, every update would wipe them.",
+            '"probe": follow what `vipexsync probe` recorded for the subscription; until',
+            "a probe has run, writes behave as if omitted fields were kept and",
+            "`vipexsync check` warns.",
+            '"keep_omitted" / "clear_omitted": state it. With "clear_omitted" each update',
+            "first reads the entry (one get_phonebook_entry call) and re-sends the custom",
+            "fields the mapping does not manage. Trimming, truncation and normalisation",
+            "are only ever learnt by the probe.",
+        ],
+    )
+    probe_number: str = setting(
+        "The reserved test number `vipexsync probe` creates, changes and deletes.",
+        kind="string",
+        default="",
+        example="442079460999",
+        shown=False,
+        check=_probe_number_problem,
+        default_doc="442079460999",
+        notes=[
+            'In VIPeX\'s form: international digits, no "+". It must be a valid number',
+            "that is NOT in the phonebook: the probe refuses a number that exists. The",
+            "default, +44 20 7946 0999, is from the range Ofcom reserves for drama, never",
+            "anyone's line. `vipexsync probe --number N` overrides it.",
+        ],
     )
 
 

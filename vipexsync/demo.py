@@ -102,7 +102,7 @@ def demo_state() -> EmulatorState:
 
 
 def sample_csv() -> bytes:
-    """The sample CRM export, from the package (installed) or config/demo (checkout)."""
+    """The sample CRM export shipped in the package (vipexsync/demo_data)."""
     return resources.files("vipexsync.demo_data").joinpath(SAMPLE).read_bytes()
 
 

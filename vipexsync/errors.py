@@ -156,3 +156,7 @@ class LockHeldError(VipexSyncError):
 
 class StopRequested(VipexSyncError):
     """A signal asked the current run to stop after the writes in flight."""
+
+
+class ProbeError(VipexSyncError):
+    """``vipexsync probe`` could not finish its experiment (its entry was cleaned up)."""

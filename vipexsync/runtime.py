@@ -91,6 +91,7 @@ class Runtime:
                 concurrency=self.config.vipex.concurrency,
                 metrics=self.metrics,
                 progress=progress,
+                stated_semantics=self.config.vipex.write_semantics,
             ).execute()
         finally:
             lock.release()

@@ -23,8 +23,9 @@ import requests
 from vipexsync.config import Config, JobConfig
 from vipexsync.daemon import next_cron_fire, next_interval_tick
 from vipexsync.metrics import parse_listen
-from vipexsync.mirror import store
+from vipexsync.mirror import findings, store
 from vipexsync.mirror.database import create_engine_for, ensure_schema, make_session_factory
+from vipexsync.semantics import semantics_report
 from vipexsync.sync.report import EXIT_OK
 
 PROBE_TIMEOUT_SECONDS = 2.0
@@ -88,6 +89,7 @@ def job_status(
     state: store.JobState,
     daemon_running: bool | None,
     now: datetime,
+    write_semantics: Mapping[str, object] | None = None,
 ) -> dict[str, Any]:
     """One job's status as plain JSON-able data (pure: everything is passed in)."""
     return {
@@ -109,6 +111,7 @@ def job_status(
             "full_resync_cron": job.full_resync_cron or None,
         },
         "next_runs": next_runs(job, now) if daemon_running else None,
+        "write_semantics": dict(write_semantics) if write_semantics is not None else None,
     }
 
 
@@ -154,6 +157,10 @@ def collect_status(
                         state=store.get_job_state(session, job.name),
                         daemon_running=daemon_running,
                         now=now,
+                        write_semantics=semantics_report(
+                            config.vipex.write_semantics,
+                            findings.load_findings(session, job.vipex_id),
+                        ),
                     )
                 )
         return result
@@ -205,6 +212,9 @@ def format_status(jobs: list[dict[str, Any]], daemon_running: bool | None) -> st
             f"  mirror: {mirror['entries']} entries, {mirror['owned']} owned, "
             f"{mirror['pending']} pending, {mirror['failed']} failed writes"
         )
+        semantics = info.get("write_semantics")
+        if semantics is not None:
+            lines.append(_semantics_line(semantics))
         if guard["tripped"]:
             lines.append(f"  guard: TRIPPED, {guard['withheld_deletes']} deletion(s) withheld")
             lines.extend(f"    - {reason}" for reason in guard["reasons"])
@@ -222,6 +232,13 @@ def format_status(jobs: list[dict[str, Any]], daemon_running: bool | None) -> st
                 f"{info['schedule']['full_resync_cron'] or 'never'} (no daemon answering)"
             )
     return "\n".join(lines)
+
+
+def _semantics_line(semantics: Mapping[str, Any]) -> str:
+    if not semantics["verified"]:
+        return f"  write semantics: UNVERIFIED ({semantics['summary']}); run `vipexsync probe`"
+    when = f" at {semantics['probed_at']}" if semantics["probed_at"] else ""
+    return f"  write semantics: {semantics['summary']} ({semantics['origin']}{when})"
 
 
 def print_status(config: Config, *, as_json: bool) -> int:

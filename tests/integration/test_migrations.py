@@ -18,7 +18,7 @@ from vipexsync.mirror import database
 from vipexsync.mirror.database import create_engine_for, current_revision, head_revision, upgrade
 from vipexsync.mirror.models import Base
 
-TABLES = {"alembic_version", "job_state", "mirror_entries", "runs", "changes"}
+TABLES = {"alembic_version", "job_state", "mirror_entries", "runs", "changes", "write_semantics"}
 
 
 @pytest.fixture

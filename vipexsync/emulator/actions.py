@@ -13,7 +13,9 @@ Rules where the vendor document is silent (the strict reading):
   8 to 15 digits (``^[1-9][0-9]{7,14}$``). Ids and counts are non-negative
   decimal integers; JSON bodies may send them as JSON numbers.
 - ``set_phonebook_entry``: a parameter not sent keeps its old value (on
-  create: empty); ``""`` clears it. ``tags`` is a comma-joined string; tags
+  create: empty); ``""`` clears it. This and the storing of values can be
+  switched (:mod:`vipexsync.emulator.semantics`): omitted fields cleared,
+  names cut, text normalised to NFC or trimmed. ``tags`` is a comma-joined string; tags
   are stripped, empty ones dropped, duplicates kept once, and joined back with
   ``,``. In ``custom_field_options`` each item needs an integer ``field_id``
   of a defined custom field and a *string* ``field_value``; a field not sent
@@ -58,6 +60,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from vipexsync.emulator.semantics import Semantics
 from vipexsync.emulator.state import (
     CallForwardRecord,
     CallLogRecord,
@@ -450,10 +453,10 @@ def _entry_json(phonenumber: str, rec: PhonebookRecord) -> dict[str, object]:
     }
 
 
-def _split_tags(text: str) -> list[str]:
+def _split_tags(text: str, rules: Semantics) -> list[str]:
     tags: list[str] = []
     for part in text.split(","):
-        tag = part.strip()
+        tag = rules.stored(part).strip()
         if tag and tag not in tags:
             tags.append(tag)
     return tags
@@ -518,14 +521,20 @@ def set_phonebook_entry(
     tags = p.opt_str("tags")
     comment = p.opt_str("comment")
     custom = _custom_field_options(sub, p)
-    rec = sub.phonebook.get(phonenumber) or PhonebookRecord()
+    rules = state.semantics
+    # A service that clears what it is not sent starts from an empty entry.
+    rec = sub.phonebook.get(phonenumber)
+    if rec is None or rules.omitted == "clear":
+        rec = PhonebookRecord()
     updated = PhonebookRecord(
-        name=rec.name if name is None else name,
-        tags=list(rec.tags) if tags is None else _split_tags(tags),
-        comment=rec.comment if comment is None else comment,
+        name=rec.name if name is None else rules.stored_name(name),
+        tags=list(rec.tags) if tags is None else _split_tags(tags, rules),
+        comment=rec.comment if comment is None else rules.stored(comment),
         custom_fields=dict(rec.custom_fields),
     )
     for fid, value in custom.items():
+        if sub.custom_fields[fid].field_type == "text":
+            value = rules.stored(value)
         if value == "":
             updated.custom_fields.pop(fid, None)
         else:

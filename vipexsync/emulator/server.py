@@ -19,6 +19,7 @@ from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHand
 
 from vipexsync.emulator.app import EmulatorApp
 from vipexsync.emulator.faults import Faults
+from vipexsync.emulator.semantics import Semantics
 from vipexsync.emulator.state import EmulatorState, example_state
 
 if TYPE_CHECKING:
@@ -260,9 +261,15 @@ def serve_in_thread(
     username: str = "api_user",
     password: str = "api_password",  # noqa: S107 - the documented test credentials
     vipex_id: str = "1643897",
+    semantics: Semantics | None = None,
 ) -> Iterator[RunningEmulator]:
-    """Serve the emulator on a (free, when ``port`` is 0) port in a daemon thread."""
+    """Serve the emulator on a (free, when ``port`` is 0) port in a daemon thread.
+
+    ``semantics`` replaces the state's write semantics (default: the state's own).
+    """
     state = state if state is not None else example_state()
+    if semantics is not None:
+        state.semantics = semantics
     faults = faults if faults is not None else Faults()
     server, app = _start(state, faults, host, port, username, password)
     thread = threading.Thread(
@@ -286,6 +293,7 @@ def serve_forever(
     faults: Faults,
     username: str,
     password: str,
+    semantics: Semantics | None = None,
 ) -> None:
     """Serve in the foreground until SIGTERM/SIGINT, keeping ``state_file`` up to date.
 
@@ -299,6 +307,8 @@ def serve_forever(
     else:
         state = example_state()
         origin = "example state"
+    if semantics is not None:
+        state.semantics = semantics
     if state_file is not None:
         state_file.parent.mkdir(parents=True, exist_ok=True)
         saver = _Saver(state, state_file)
@@ -312,7 +322,12 @@ def serve_forever(
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    log.info("VIPeX emulator listening on %s?rt=api (%s)", _url(server, host), origin)
+    log.info(
+        "VIPeX emulator listening on %s?rt=api (%s; %s)",
+        _url(server, host),
+        origin,
+        state.semantics.describe(),
+    )
     try:
         server.serve_forever(poll_interval=0.2)
     finally:

@@ -32,6 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from vipexsync.emulator import semantics as emulator_semantics
 from vipexsync.wire import BUDAPEST, OPEN_END
 
 __all__ = [
@@ -291,6 +292,8 @@ class EmulatorState:
     """
 
     def __init__(self, clock: Callable[[], datetime] = _now_local) -> None:
+        # How set_phonebook_entry stores what it is sent (not saved with the data).
+        self.semantics = emulator_semantics.default_semantics()
         self._lock = threading.RLock()
         self._data = StateData()
         self._listeners: list[Callable[[], None]] = []

@@ -1,6 +1,6 @@
 """The mirror database's tables, as typed SQLAlchemy 2.x declarative models.
 
-The schema is owned by Alembic (``migrations/versions``); these models are the
+The schema is owned by Alembic (``vipexsync/migrations/versions``); these models are the
 target it is compared against, so any change here needs a new revision.
 Timestamps are stored as UTC and always come back timezone-aware, whatever the
 engine; JSON columns hold SQL NULL (not JSON ``null``) when a value is absent.
@@ -169,3 +169,32 @@ class ChangeRow(Base):
     reason: Mapped[str] = mapped_column(sa.Text)
     api_reason: Mapped[str | None] = mapped_column(sa.Text)
     at: Mapped[datetime]
+
+
+OMISSION_RULES = ("keep", "clear", "unknown")
+
+
+class WriteSemanticsRow(Base):
+    """What ``vipexsync probe`` learnt of one subscription's write semantics.
+
+    One row per VIPeX subscription (jobs on the same subscription share it);
+    a new probe replaces it. ``steps`` keeps each step and VIPeX's answer.
+    """
+
+    __tablename__ = "write_semantics"
+    __table_args__ = (
+        sa.CheckConstraint(_one_of("omitted", OMISSION_RULES), name="omitted"),
+        sa.CheckConstraint(
+            "max_name_length IS NULL OR max_name_length > 0", name="max_name_length"
+        ),
+    )
+
+    vipex_id: Mapped[str] = mapped_column(sa.String(JOB_LENGTH), primary_key=True)
+    omitted: Mapped[str] = mapped_column(sa.String(LABEL_LENGTH))
+    trims: Mapped[bool] = mapped_column(sa.Boolean)
+    nfc: Mapped[bool] = mapped_column(sa.Boolean)
+    max_name_length: Mapped[int | None] = mapped_column(sa.Integer)
+    not_found_answer: Mapped[str] = mapped_column(sa.Text)
+    phonenumber: Mapped[str] = mapped_column(sa.String(PHONE_LENGTH))
+    probed_at: Mapped[datetime]
+    steps: Mapped[list[str]] = mapped_column(_json())

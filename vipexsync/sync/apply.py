@@ -8,6 +8,11 @@ create-or-update by number; a delete of a missing entry counts as done).
 
 Creates and updates run first, deletes after all of them finished, so a
 number change creates the new entry before the old one goes.
+
+Where VIPeX clears what a write leaves out (``WriteSemantics.reads_before_update``),
+an update or adoption first reads the entry with ``get_phonebook_entry`` and
+re-sends the custom fields the job does not manage with their current values.
+A listing is not enough: a hand edit made after it would be wiped.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from enum import StrEnum
 from typing import Protocol
 
 from vipexsync.errors import ApiError, ApiResultError, AuthError
+from vipexsync.semantics import UNVERIFIED, WriteSemantics
 from vipexsync.sync.model import Action, Change, Plan
-from vipexsync.vipex.models import CustomFieldValue
+from vipexsync.vipex.models import CustomFieldValue, PhonebookEntry
 
 log = logging.getLogger("vipexsync.apply")
 
@@ -49,6 +55,16 @@ class PhonebookWriter(Protocol):
 
     def del_phonebook_entry(self, vipex_id: str, phonenumber: str) -> bool: ...
 
+    def get_phonebook_entry(self, vipex_id: str, phonenumber: str) -> PhonebookEntry: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRules:
+    """What the writer needs beyond ``after``: the semantics, and which fields are ours."""
+
+    semantics: WriteSemantics = UNVERIFIED
+    managed_field_ids: frozenset[int] = frozenset()
+
 
 class Failure(StrEnum):
     REFUSED = "refused"  # VIPeX answered result 0 for this value
@@ -65,6 +81,7 @@ class WriteResult:
     failure: Failure | None = None
     api_reason: str | None = None  # VIPeX's own reason on ``result: 0``
     already_gone: bool = False  # a delete found nothing to delete
+    reads: int = 0  # get_phonebook_entry calls made to keep unmanaged fields
 
     @property
     def ok(self) -> bool:
@@ -76,18 +93,41 @@ class ApplyOutcome:
     applied: Counter[str] = field(default_factory=Counter)
     failed: Counter[str] = field(default_factory=Counter)
     not_attempted: int = 0
+    reads: int = 0  # entries read before an update (omitted fields are cleared)
     fatal_error: str | None = None  # why the run stopped submitting, if it did
     stopped: bool = False  # a stop was requested
 
 
-def write_one(writer: PhonebookWriter, vipex_id: str, change: Change) -> WriteResult:
+def unmanaged_values(current: PhonebookEntry, managed: frozenset[int]) -> dict[int, str]:
+    """The custom fields of ``current`` that no job mapping manages, with their values."""
+    return {
+        o.field_id: o.field_value
+        for o in current.custom_field_options
+        if o.field_id not in managed and o.field_value != ""
+    }
+
+
+def write_one(
+    writer: PhonebookWriter, vipex_id: str, change: Change, rules: WriteRules = WriteRules()
+) -> WriteResult:
     """Perform one change; API failures become a result, never an exception."""
+    reads = 0
     try:
         if change.action is Action.DELETE:
             existed = writer.del_phonebook_entry(vipex_id, change.phonenumber)
             return WriteResult(change, already_gone=not existed)
         after = change.after
         assert after is not None, "a create/update/adopt always has an 'after'"
+        values = dict(after.custom_fields)
+        if change.action is not Action.CREATE and rules.semantics.reads_before_update:
+            reads = 1
+            try:
+                current = writer.get_phonebook_entry(vipex_id, after.phonenumber)
+            except ApiResultError:
+                pass  # not there (any more): the write creates it, nothing to keep
+            else:
+                managed = rules.managed_field_ids | frozenset(after.custom_fields)
+                values.update(unmanaged_values(current, managed))
         writer.set_phonebook_entry(
             vipex_id,
             after.phonenumber,
@@ -96,16 +136,18 @@ def write_one(writer: PhonebookWriter, vipex_id: str, change: Change) -> WriteRe
             comment=after.comment,
             custom_field_options=[
                 CustomFieldValue(field_id=fid, field_value=value)
-                for fid, value in sorted(after.custom_fields.items())
+                for fid, value in sorted(values.items())
             ],
         )
-        return WriteResult(change)
+        return WriteResult(change, reads=reads)
     except ApiResultError as exc:
-        return WriteResult(change, error=str(exc), failure=Failure.REFUSED, api_reason=exc.reason)
+        return WriteResult(
+            change, error=str(exc), failure=Failure.REFUSED, api_reason=exc.reason, reads=reads
+        )
     except AuthError as exc:
-        return WriteResult(change, error=str(exc), failure=Failure.AUTH)
+        return WriteResult(change, error=str(exc), failure=Failure.AUTH, reads=reads)
     except ApiError as exc:
-        return WriteResult(change, error=str(exc), failure=Failure.UNAVAILABLE)
+        return WriteResult(change, error=str(exc), failure=Failure.UNAVAILABLE, reads=reads)
 
 
 def apply_plan(
@@ -117,6 +159,7 @@ def apply_plan(
     journal: Callable[[WriteResult], None],
     stop: threading.Event,
     on_progress: Callable[[int, int], None] | None = None,
+    rules: WriteRules = WriteRules(),
 ) -> ApplyOutcome:
     """Run every change of ``plan``; ``journal`` sees each result on this thread."""
     outcome = ApplyOutcome()
@@ -141,7 +184,7 @@ def apply_plan(
                     if change is None:
                         exhausted = True
                         break
-                    pending.add(pool.submit(write_one, writer, vipex_id, change))
+                    pending.add(pool.submit(write_one, writer, vipex_id, change, rules))
                 if not pending:
                     break
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -149,6 +192,7 @@ def apply_plan(
                     result = future.result()
                     journal(result)
                     done += 1
+                    outcome.reads += result.reads
                     action = result.change.action.value
                     if result.ok:
                         outcome.applied[action] += 1

@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from vipexsync.config import DeletePolicy
 from vipexsync.domain import Entry
+from vipexsync.semantics import UNVERIFIED, WriteSemantics
 
 
 class Action(StrEnum):
@@ -73,6 +74,9 @@ class Policy:
     delete: DeletePolicy
     ownership_tag: str  # "" = none
     managed_field_ids: frozenset[int] = frozenset()
+    # What VIPeX does with a write (probed or stated): the planner compares the
+    # CRM's values in the form VIPeX stores them.
+    semantics: WriteSemantics = UNVERIFIED
 
 
 @dataclass(frozen=True, slots=True)

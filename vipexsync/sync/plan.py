@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from vipexsync.domain import DesiredEntry, Entry, MirrorEntry, WriteState
+from vipexsync.semantics import normal_desired
 from vipexsync.sync.model import Action, Change, MirrorUpdate, Mode, Plan, Policy, RemoteView
 
 REASON_NEW = "new in CRM"
@@ -277,7 +278,11 @@ def plan(
 
     ``remote`` is ``None`` on an incremental run (desired vs mirror only) and
     the listing on a full resync. The result depends only on the arguments.
+    The CRM's values are first put in the form VIPeX stores them
+    (``policy.semantics``), so a trimmed, truncated or normalised value VIPeX
+    holds counts as equal and is not rewritten on every run.
     """
+    desired = normal_desired(desired, policy.semantics)
     if remote is None:
         return _plan_incremental(desired, mirror, policy)
     return _plan_full(desired, mirror, remote, policy)

@@ -77,6 +77,7 @@ class RunReport:
     applied: Mapping[str, int] = field(default_factory=dict)
     failed: Mapping[str, int] = field(default_factory=dict)
     not_attempted: int = 0  # writes skipped because the run stopped early
+    entry_reads: int = 0  # entries read before an update, to keep unmanaged fields
     rejections: tuple[RejectionGroup, ...] = ()
     withheld_deletes: int = 0
     guard_reasons: tuple[str, ...] = ()
@@ -133,6 +134,7 @@ class RunReport:
             "entries": {"desired": self.desired, "mirror": self.mirror, "remote": self.remote},
             "remote_problems": list(self.remote_problems),
             "api_calls": self.api_calls,
+            "entry_reads": self.entry_reads,
             "duration_seconds": round(self.duration_seconds, 3),
             "error": self.error,
             "first_failures": list(self.first_failures),
@@ -162,6 +164,8 @@ class RunReport:
         if self.drift:
             parts.append(f"drift={self.drift}")
         parts.append(f"api_calls={self.api_calls}")
+        if self.entry_reads:
+            parts.append(f"entry_reads={self.entry_reads}")
         parts.append(f"duration={self.duration_seconds:.1f}s")
         if self.error:
             parts.append(f"error={self.error}")
@@ -234,5 +238,11 @@ class RunReport:
                 kind = "rejected" if group.fatal else "fields dropped or noted"
                 lines.append(f"  {group.code}: {group.count} {kind}")
                 lines.extend(f"    {line}" for line in self._listing(group))
-        lines.append(f"API calls: {self.api_calls}; duration {self.duration_seconds:.2f} s")
+        reads = (
+            f" (of them {self.entry_reads} entry reads before updates: VIPeX clears what a "
+            "write leaves out)"
+            if self.entry_reads
+            else ""
+        )
+        lines.append(f"API calls: {self.api_calls}{reads}; duration {self.duration_seconds:.2f} s")
         return "\n".join(lines)

@@ -26,10 +26,11 @@ from vipexsync.config import JobConfig, mapping_fingerprint
 from vipexsync.domain import DesiredEntry, Entry, MirrorEntry, RecordProblem
 from vipexsync.errors import ConfigError, VipexSyncError
 from vipexsync.mapping import MappingResult, compile_mapping, map_records
-from vipexsync.mirror import store
+from vipexsync.mirror import findings, store
 from vipexsync.progress import NullProgress, ProgressSink
+from vipexsync.semantics import StatedSemantics, effective_semantics
 from vipexsync.sources import open_source
-from vipexsync.sync.apply import ApplyOutcome, WriteResult, apply_plan
+from vipexsync.sync.apply import ApplyOutcome, WriteResult, WriteRules, apply_plan
 from vipexsync.sync.guard import guard, withhold_deletes
 from vipexsync.sync.model import (
     Action,
@@ -239,8 +240,10 @@ class JobRun:
         metrics: Metrics | None = None,
         progress: ProgressSink | None = None,
         clock: Callable[[], datetime] = utcnow,
+        stated_semantics: StatedSemantics = "probe",
     ) -> None:
         self.job = job
+        self.stated_semantics = stated_semantics
         self.client = client
         self.sessions = sessions
         self.options = options
@@ -395,10 +398,16 @@ class JobRun:
         # Loaded after the listing, whose transient memory (pages in flight)
         # the mirror then reuses: at 100k entries that keeps the peak lower.
         mirror = store.load_mirror(session, job.name, desired=mapped.desired)
+        semantics = effective_semantics(
+            self.stated_semantics, findings.load_findings(session, job.vipex_id)
+        )
         session.rollback()  # end the read transaction; writes come one by one
 
         policy = Policy(
-            delete=job.delete, ownership_tag=job.ownership_tag, managed_field_ids=field_ids
+            delete=job.delete,
+            ownership_tag=job.ownership_tag,
+            managed_field_ids=field_ids,
+            semantics=semantics,
         )
         planned = make_plan(mapped.desired, mirror, remote, policy)
         verdict = guard(
@@ -437,7 +446,7 @@ class JobRun:
         if opts.dry_run:
             return base
 
-        outcome = self._apply(session, run_id, runnable)
+        outcome = self._apply(session, run_id, runnable, WriteRules(semantics, field_ids))
         self._confirm_mirror(session, run_id, runnable, remote)
         # Any write VIPeX did not confirm makes the run a failure (exit 1): it
         # is retried by the next run, but an operator should know. Refusals of
@@ -470,6 +479,7 @@ class JobRun:
             applied=_counts(outcome.applied),
             failed=_counts(outcome.failed),
             not_attempted=outcome.not_attempted,
+            entry_reads=outcome.reads,
             error=error,
             first_failures=tuple(self._first_failures),
         )
@@ -494,7 +504,7 @@ class JobRun:
             force_delete=self.options.force_delete,
         )
 
-    def _apply(self, session: Session, run_id: int, plan: Plan) -> ApplyOutcome:
+    def _apply(self, session: Session, run_id: int, plan: Plan, rules: WriteRules) -> ApplyOutcome:
         job = self.job
         store.mark_pending_many(
             session,
@@ -563,6 +573,7 @@ class JobRun:
             journal=journal,
             stop=self.stop,
             on_progress=self.progress.writes,
+            rules=rules,
         )
 
     def _confirm_mirror(

@@ -1,1 +1,0 @@
-"""Sample CRM data for `vipexsync demo` (shipped as vipexsync.demo_data)."""

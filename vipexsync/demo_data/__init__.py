@@ -1,0 +1,1 @@
+"""Sample CRM data for `vipexsync demo`."""
