@@ -554,16 +554,20 @@ class Workspace:
         )
 
 
-def minimum_calls(mode: Mode, remote_size: int, changes: int, *, field_lookup: bool) -> int:
+def minimum_calls(
+    mode: Mode, remote_size: int, changes: int, *, field_lookup: bool, creates: int = 0
+) -> int:
     """The fewest requests any correct run can make.
 
     A full resync must read every listing page and write every change; an
-    incremental run only writes the changes. Either needs the custom-field
-    lookup when the mapping names custom fields (the ids are per subscription).
+    incremental run writes the changes and reads each number it creates first
+    (``get_phonebook_entry``: it never writes over content nobody has seen,
+    README "Looking before writing"). Either needs the custom-field lookup
+    when the mapping names custom fields (the ids are per subscription).
     """
     lookup = 1 if field_lookup else 0
     if mode is Mode.INCREMENTAL:
-        return changes + lookup
+        return changes + creates + lookup
     pages = max(1, math.ceil(remote_size / MAX_QUERYABLE_ROWS))
     return pages + lookup + changes
 
@@ -656,7 +660,13 @@ class Driver:
             f"concurrency {cell.concurrency}"
         )
         run = ws.run(cell.mode, concurrency=cell.concurrency)
-        minimum = minimum_calls(cell.mode, cell.size, sum(intended.values()), field_lookup=True)
+        minimum = minimum_calls(
+            cell.mode,
+            cell.size,
+            sum(intended.values()),
+            field_lookup=True,
+            creates=intended.get("create", 0),
+        )
         if run.outcome != "success":
             say(f"  the run ended {run.outcome}: {run.error}")
         result = CellResult(cell, intended, minimum, run, self.options.latency)

@@ -206,9 +206,24 @@ def _region_problem(region: str) -> str | None:
     )
 
 
+def tag_in_normal_form(tag: str) -> bool:
+    """Whether ``tag`` is written as VIPeX keeps a tag: trimmed, single spaces, printable.
+
+    The ownership tag is compared with the tags VIPeX lists, so a tag that
+    the writer would clean (``"crm  sync"``) could never be recognised.
+    """
+    return tag.isprintable() and " ".join(tag.split()) == tag
+
+
 def _tag_comma_problem(tag: str) -> str | None:
     if "," in tag:
         return "must not contain a comma (VIPeX separates tags by commas)"
+    if not tag_in_normal_form(tag):
+        return (
+            f"{tag!r} is not in the form VIPeX stores a tag in (no leading or trailing "
+            "spaces, single spaces between words, no tabs or control characters); write "
+            f"{' '.join(tag.split())!r}"
+        )
     return None
 
 
@@ -946,7 +961,9 @@ class JobConfig:
         check=_tag_comma_problem,
         notes=[
             'So ownership survives a lost database. No commas; with "" only the mirror',
-            "proves ownership.",
+            "proves ownership. Written as VIPeX keeps a tag: trimmed, single spaces.",
+            "Jobs that share a vipex_id each need their own non-empty tag (and none of",
+            'them delete = "all"): an entry belongs only to the job whose tag it carries.',
         ],
     )
     delete: DeletePolicy = setting(
@@ -1291,7 +1308,50 @@ def _parse_jobs(root: Table, ctx: SecretContext) -> tuple[JobConfig, ...]:
         else:
             seen[folded] = index
         jobs.append(job)
+    root.problems.extend(_shared_subscription_problems(jobs))
     return tuple(jobs)
+
+
+def _shared_subscription_problems(jobs: list[JobConfig]) -> list[str]:
+    """Jobs on one subscription must each own their entries by their own tag.
+
+    Ownership of a VIPeX entry comes from the job's ownership tag; two jobs
+    with the same tag (or none) on one phonebook would delete each other's
+    entries, and ``delete = "all"`` would delete the other job's outright.
+    """
+    problems: list[str] = []
+    by_subscription: dict[str, list[tuple[int, JobConfig]]] = {}
+    for index, job in enumerate(jobs):
+        if job.vipex_id:
+            by_subscription.setdefault(job.vipex_id, []).append((index, job))
+    for vipex_id, sharing in by_subscription.items():
+        if len(sharing) < 2:
+            continue
+        names = " and ".join(f"jobs[{i}] {job.name!r}" for i, job in sharing)
+        tags: dict[str, str] = {}
+        for index, job in sharing:
+            where = f"jobs[{index}] {job.name!r}"
+            if not job.ownership_tag:
+                problems.append(
+                    f"jobs[{index}].ownership_tag: {names} share vipex_id {vipex_id}, so each "
+                    f"needs its own non-empty ownership_tag; {where} has none"
+                )
+            elif job.ownership_tag in tags:
+                problems.append(
+                    f"jobs[{index}].ownership_tag: {names} share vipex_id {vipex_id} and "
+                    f"{tags[job.ownership_tag]} and {where} both use ownership_tag "
+                    f"{job.ownership_tag!r}; each would delete the other's entries. Give "
+                    "each job its own tag"
+                )
+            else:
+                tags[job.ownership_tag] = where
+            if job.delete == "all":
+                problems.append(
+                    f"jobs[{index}].delete: {names} share vipex_id {vipex_id}, and "
+                    f'delete = "all" in {where} would delete the other job\'s entries; '
+                    'use delete = "owned"'
+                )
+    return problems
 
 
 def _parse_job(table: Table, ctx: SecretContext) -> JobConfig | None:
@@ -1304,7 +1364,10 @@ def _parse_job(table: Table, ctx: SecretContext) -> JobConfig | None:
     source_table = table.table("source", f"[jobs.source]{suffix}", required=True)
     source = _parse_source(source_table, ctx) if source_table else None
     # A vCard or CardDAV job may leave the mapping out: its fields are known.
-    vcard = isinstance(source, VcardSourceConfig | CarddavSourceConfig)
+    # (Judged by the declared type, so a source with a problem of its own does
+    # not also make the mapping's defaults look missing.)
+    kind = source_table.data.get("type") if source_table else None
+    vcard = kind in CARD_SOURCE_TYPES
     mapping_table = table.table("mapping", f"[jobs.mapping]{suffix}", required=not vcard)
     if mapping_table is None and vcard:
         mapping_table = Table({}, table.key("mapping"), f"[jobs.mapping]{suffix}", table.problems)
@@ -1457,6 +1520,8 @@ def _carddav_password(table: Table, values: Mapping[str, Any], ctx: SecretContex
 # --------------------------------------------------------------------------
 
 
+#: Source types whose cards the mapping's defaults below fit.
+CARD_SOURCE_TYPES = ("vcard", "carddav")
 #: What a vCard job's mapping defaults to: every voice number, named by FN,
 #: else N, else ORG (company-only contacts).
 VCARD_PHONE_FIELDS: tuple[str, ...] = ("tel_voice",)

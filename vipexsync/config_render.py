@@ -14,6 +14,7 @@ out.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -25,7 +26,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from vipexsync.config import (
+    CARD_SOURCE_TYPES,
     SOURCE_TYPES,
+    VCARD_NAME,
+    VCARD_PHONE_FIELDS,
     DatabaseConfig,
     JobConfig,
     LoggingConfig,
@@ -252,9 +256,24 @@ def _compact_key(key: Key, mode: Mode, table_path: str) -> list[str]:
     return _with_doc(lines, " ".join([key.doc, facts(key), *key.notes]))
 
 
-def _render_keys(cls: type[Any], mode: Mode, table_path: str, *, compact: bool) -> list[str]:
-    """Every declared key of ``cls``; sub-tables last, since TOML keys after one belong to it."""
-    keys = sorted(keys_of(cls), key=lambda k: k.kind == "table")
+def _mapping_keys(source_type: str) -> tuple[Key, ...]:
+    """The mapping's keys; a card job's phone_fields and name have defaults."""
+    if source_type not in CARD_SOURCE_TYPES:
+        return keys_of(MappingConfig)
+    card_defaults = {"phone_fields": VCARD_PHONE_FIELDS, "name": VCARD_NAME}
+    return tuple(
+        dataclasses.replace(key, default=card_defaults[key.name], example=card_defaults[key.name])
+        if key.name in card_defaults
+        else key
+        for key in keys_of(MappingConfig)
+    )
+
+
+def _render_keys(
+    declared: Iterable[Key], mode: Mode, table_path: str, *, compact: bool
+) -> list[str]:
+    """Every key given; sub-tables last, since TOML keys after one belong to it."""
+    keys = sorted(declared, key=lambda k: k.kind == "table")
     lines: list[str] = []
     for key in keys:
         if compact:
@@ -278,7 +297,7 @@ def _source_doc(source_type: str) -> str:
 
 def _source_block(source_type: str, mode: Mode, *, compact: bool) -> list[str]:
     doc = _source_doc(source_type)
-    keys = _render_keys(SOURCE_TYPES[source_type], mode, "jobs.source", compact=compact)
+    keys = _render_keys(keys_of(SOURCE_TYPES[source_type]), mode, "jobs.source", compact=compact)
     type_line = f"type = {toml_value(source_type)}"
     if compact:
         return ["# [jobs.source]", *_with_doc([f"# {type_line}"], doc), *keys]
@@ -292,7 +311,7 @@ def _job(source_type: str, mode: Mode) -> list[str]:
     else:
         where = "`vipexsync init --source TYPE` shows the keys of another."
     lines = [*_banner(_JOBS.header, _JOBS.title), *_comment(_JOBS.prose), _JOBS.header]
-    lines += _render_keys(JobConfig, mode, "jobs", compact=False)
+    lines += _render_keys(keys_of(JobConfig), mode, "jobs", compact=False)
     lines += ["", "# -- where the CRM records come from " + "-" * 38]
     lines += _comment(
         _wrapped(f"type is one of: {', '.join(SOURCE_TYPES)}. Each type has its own keys; {where}")
@@ -300,7 +319,8 @@ def _job(source_type: str, mode: Mode) -> list[str]:
     lines += _source_block(source_type, mode, compact=False)
     lines += ["", "# -- how a CRM record becomes phonebook entries " + "-" * 27]
     lines += _comment(_MAPPING_PROSE)
-    lines += ["[jobs.mapping]", *_render_keys(MappingConfig, mode, "jobs.mapping", compact=False)]
+    mapping = _render_keys(_mapping_keys(source_type), mode, "jobs.mapping", compact=False)
+    lines += ["[jobs.mapping]", *mapping]
     if mode == "example" and others:
         lines += ["", "", _RULE]
         lines += _comment(
@@ -320,7 +340,7 @@ def _render(source_type: str, mode: Mode) -> str:
     lines = _comment([*(line.format(source=source_type) for line in header), *_COMMON_HEADER])
     for section in _SECTIONS:
         lines += ["", "", *_banner(section.header, section.title), *_comment(section.prose)]
-        lines += [section.header, *_render_keys(section.cls, mode, "", compact=False)]
+        lines += [section.header, *_render_keys(keys_of(section.cls), mode, "", compact=False)]
     lines += ["", "", *_job(source_type, mode)]
     return "\n".join(lines) + "\n"
 

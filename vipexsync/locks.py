@@ -162,7 +162,20 @@ class FileJobLock:
             os.close(fd)
 
     def still_held(self) -> bool:
-        return self._fd is not None
+        """Held while our descriptor is locked and the path still names that very file.
+
+        If the lock file was removed or replaced (a cleanup job, a hand), another
+        process can lock a new file at the same path: our flock no longer
+        excludes anyone, so the lock counts as lost.
+        """
+        if self._fd is None:
+            return False
+        try:
+            mine = os.fstat(self._fd)
+            there = self.path.stat()
+        except OSError:
+            return False
+        return (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino)
 
 
 def _write_holder(fd: int) -> None:

@@ -7,7 +7,8 @@ Two kinds of findings come out of :func:`map_records`:
 
 - ``MappingResult.problems``: everything the CRM asked for that will *not*
   reach VIPeX. ``fatal=True`` ones drop a whole record (``missing_key``,
-  ``duplicate_key``, ``no_phone``, ``empty_name``) or one of its numbers
+  ``duplicate_key``, ``no_phone``, ``empty_name``, ``unreadable_record``: a
+  row the source could not read whole) or one of its numbers
   (``invalid_phone``, ``duplicate_number``; ``phonenumber`` names the number
   when it is known); ``fatal=False`` ones drop one value and the entry still
   syncs (``comma_in_tag``, ``bad_custom_field``). All are counted in
@@ -28,11 +29,11 @@ import gc
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from vipexsync.config import MappingConfig
+from vipexsync.config import MappingConfig, tag_in_normal_form
 from vipexsync.domain import DesiredEntry, Entry, RecordProblem
 from vipexsync.errors import ConfigError
 from vipexsync.phone import (
@@ -70,6 +71,7 @@ __all__ = [
     "SOURCE_REPAIRED",
     "UNDECODABLE_VALUE",
     "UNREADABLE_PART",
+    "UNREADABLE_RECORD",
     "VALUE_REPLACED",
     "CompiledCustomField",
     "CompiledMapping",
@@ -94,6 +96,7 @@ EMPTY_NAME: Final = "empty_name"
 DUPLICATE_NUMBER: Final = "duplicate_number"
 COMMA_IN_TAG: Final = "comma_in_tag"
 BAD_CUSTOM_FIELD: Final = "bad_custom_field"
+UNREADABLE_RECORD: Final = "unreadable_record"
 UNDECODABLE_VALUE: Final = "undecodable_value"
 VALUE_REPLACED: Final = "value_replaced"
 SOURCE_REPAIRED: Final = "source_repaired"
@@ -109,11 +112,20 @@ _NUMBER_SEQUENCE: Final = re.compile(r"^[0-9]+(?: ?, ?[0-9]+)*$")
 
 @dataclass(frozen=True, slots=True)
 class CompiledCustomField:
-    """One mapped custom field: its VIPeX definition and its template."""
+    """One mapped custom field: its VIPeX definition and its template.
+
+    A menu value is matched against the options' labels in two steps: the
+    exact label (case and all; VIPeX's surrounding spaces aside) wins, then a
+    case-insensitive match. Either way the label is sent exactly as VIPeX
+    spells it, spaces included, since VIPeX accepts nothing else. A value
+    that matches no option, or only several options that differ in case,
+    drops this field (reported), never the whole entry.
+    """
 
     field: CustomField
     template: Template
-    menu: Mapping[str, str]  # folded label -> exact label (menus only)
+    menu: Mapping[str, str | None]  # exact label (spaces collapsed) -> VIPeX's label
+    menu_folded: Mapping[str, str | None]  # case-folded label -> VIPeX's label
     labels: str = ""  # the menu's labels, quoted, for messages
 
     def validate(self, value: str) -> str | None:
@@ -122,7 +134,10 @@ class CompiledCustomField:
             return ""
         kind = self.field.field_type
         if kind == "menu":
-            return self.menu.get(_fold(value))
+            exact = _label_key(value)
+            if exact in self.menu:
+                return self.menu[exact]
+            return self.menu_folded.get(_fold(value))
         if kind == "number_sequence":
             if _NUMBER_SEQUENCE.match(value):
                 return value.replace(" ", "")
@@ -134,6 +149,12 @@ class CompiledCustomField:
         name = self.field.field_name
         if self.field.field_type == "menu":
             labels = self.labels
+            if self.menu_folded.get(_fold(value), "") is None:
+                return (
+                    f"custom field {name!r} is a menu and {value!r} matches several of its "
+                    f"options that differ only in case ({labels}); write one exactly; the "
+                    "field is left out of this entry"
+                )
             return (
                 f"custom field {name!r} is a menu and {value!r} is not one of its options "
                 f"({labels or 'it has none'}); the field is left out of this entry"
@@ -142,6 +163,19 @@ class CompiledCustomField:
             f"custom field {name!r} takes digit groups separated by commas, like "
             f"'123,456', and {value!r} is not that; the field is left out of this entry"
         )
+
+
+def _label_key(value: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", value).split())
+
+
+def _menu_index(labels: Iterable[str], key: Callable[[str], str]) -> dict[str, str | None]:
+    """``key(label)`` -> the label as VIPeX spells it; None where two labels share a key."""
+    index: dict[str, str | None] = {}
+    for label in labels:
+        k = key(label)
+        index[k] = label if k not in index or index[k] == label else None
+    return index
 
 
 def _fold(value: str) -> str:
@@ -244,12 +278,17 @@ def compile_mapping(
             problems.append(f"{key}: custom field {cf_name!r} is mapped twice")
             continue
         seen_ids.add(cf.field_id)
-        menu: dict[str, str] = {}
-        for option in cf.options:
-            # An exact-case label wins over another one that only folds the same.
-            menu.setdefault(_fold(option.option_label), option.option_label.strip())
-        labels = ", ".join(repr(o.option_label) for o in cf.options)
-        compiled.append(CompiledCustomField(field=cf, template=tpl, menu=menu, labels=labels))
+        option_labels = [o.option_label for o in cf.options]
+        labels = ", ".join(repr(label) for label in option_labels)
+        compiled.append(
+            CompiledCustomField(
+                field=cf,
+                template=tpl,
+                menu=_menu_index(option_labels, _label_key),
+                menu_folded=_menu_index(option_labels, _fold),
+                labels=labels,
+            )
+        )
 
     if problems:
         raise ConfigError(f"job {job!r}: the mapping is not valid", tuple(problems))
@@ -275,6 +314,22 @@ class MappingResult:
     notes: tuple[RecordProblem, ...] = ()
     key_rules: Mapping[str, int] = field(default_factory=dict)  # rule ("" = configured) -> records
     source_complete: bool = True  # False: a part of the source could not be read
+
+    @property
+    def rejected_keys(self) -> frozenset[str]:
+        """The records present in this read but rejected, fully or in part.
+
+        The numbers last written for them are kept, not deleted as "no longer
+        in CRM" (DESIGN invariant 5). A record with no phone number at all
+        (``no_phone``) says so plainly and is not among them; a record without
+        a key cannot be named.
+        """
+        unnamed = (MISSING_KEY, NO_PHONE, UNREADABLE_PART)
+        return frozenset(
+            p.record_key
+            for p in self.problems
+            if p.fatal and p.code not in unnamed and p.record_key
+        )
 
     def rejected_by_code(self) -> dict[str, int]:
         """How many problems of each code: the ``vipexsync_rejected_records`` gauge."""
@@ -305,11 +360,17 @@ def map_records(
             f"jobs.default_region: {region!r} is not a known region; use a two-letter "
             "country code such as 'HU' or 'DE'"
         )
-    owner = clean_text(ownership_tag)
+    owner = ownership_tag
     if "," in owner:
         raise ConfigError(
             f"jobs.ownership_tag: {ownership_tag!r} contains a comma, which VIPeX uses to "
             "join tags; choose a tag without commas"
+        )
+    if not tag_in_normal_form(owner):
+        # Compared raw with the tags VIPeX lists, it must be written as VIPeX keeps it.
+        raise ConfigError(
+            f"jobs.ownership_tag: {ownership_tag!r} is not in normal form (trimmed, single "
+            f"spaces, printable); write {clean_text(ownership_tag)!r}"
         )
     phones = PhoneNormalizer(region)
     problems: list[RecordProblem] = []
@@ -357,7 +418,8 @@ def map_records(
                         record_key=record.locator,
                         field="key",
                         code=MISSING_KEY,
-                        reason=f"the record at {record.locator} has no key; it is skipped "
+                        reason=record.problem
+                        or f"the record at {record.locator} has no key; it is skipped "
                         "until the CRM gives it one",
                         locator=record.locator,
                         display_name=mapping.name.render(record.fields),
@@ -365,6 +427,18 @@ def map_records(
                 )
             elif key in first_locator:
                 repeated.setdefault(key, [first_locator[key]]).append(record.locator)
+            elif record.problem:
+                # Present but unreadable: rejected, and its entries are kept.
+                first_locator[key] = record.locator
+                problems.append(
+                    RecordProblem(
+                        record_key=key,
+                        field="record",
+                        code=UNREADABLE_RECORD,
+                        reason=f"record {key!r}: {record.problem}",
+                        locator=record.locator,
+                    )
+                )
             else:
                 first_locator[key] = record.locator
                 before = (len(problems), len(notes))

@@ -91,6 +91,14 @@ class Runtime:
                 concurrency=self.config.vipex.concurrency,
                 metrics=self.metrics,
                 progress=progress,
+                still_held=lock.still_held,
+                foreign_tags=frozenset(
+                    other.ownership_tag
+                    for other in self.config.jobs
+                    if other.vipex_id == job.vipex_id
+                    and other.name != job.name
+                    and other.ownership_tag
+                ),
                 stated_semantics=self.config.vipex.write_semantics,
             ).execute()
         finally:

@@ -95,20 +95,43 @@ def cached_root() -> Path:
         return root
 
 
-def build_wheelhouse(project: Path, into: Path) -> Path:
-    """The project's wheel plus wheels of all its dependencies for the container's Python."""
-    into.mkdir(parents=True, exist_ok=True)
-    build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(into), str(project)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    # The project's own wheel must build: that is the product, never an excuse to skip.
+# What a clean checkout would not hold: a stale build/ would leak into the wheel.
+_NOT_SOURCE = shutil.ignore_patterns(
+    ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis"
+)
+
+
+def _project_wheel(project: Path, into: Path) -> Path:
+    """$VIPEXSYNC_TEST_WHEEL (the wheel CI built and smoke-tested), else one built now."""
+    given = os.environ.get("VIPEXSYNC_TEST_WHEEL")
+    if given:
+        return Path(shutil.copy2(given, into))
+    with tempfile.TemporaryDirectory(prefix="vipexsync-src-") as folder:
+        source = Path(folder) / "src"
+        shutil.copytree(project, source, ignore=_NOT_SOURCE)
+        build = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(into), str(source)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    # The project's own wheel must build: that is the product, never a reason to skip.
     assert build.returncode == 0, "building the wheel failed:\n" + _tail(build.stderr)
     wheels = sorted(into.glob("vipexsync-*.whl"))
     assert len(wheels) == 1, wheels
+    return wheels[0]
+
+
+def build_wheelhouse(project: Path, into: Path, constraints: Path) -> Path:
+    """The project's wheel and, pinned by ``constraints``, its dependencies' wheels.
+
+    The dependencies are downloaded for the container's Python and machine, so
+    pip inside the container installs from this folder alone (no network there).
+    """
+    into.mkdir(parents=True, exist_ok=True)
+    wheel = _project_wheel(project, into)
+    shutil.copy2(constraints, into / "constraints.txt")
     machine = platform.machine()
     platforms = [f"manylinux{tag}_{machine}" for tag in ("2014", "_2_17", "_2_28")]
     deps = subprocess.run(
@@ -120,13 +143,15 @@ def build_wheelhouse(project: Path, into: Path) -> Path:
             "-q",
             "-d",
             str(into),
+            "-c",
+            str(constraints),
             "--only-binary=:all:",
             "--python-version",
             PYTHON_TAG,
             "--implementation",
             "cp",
             *(arg for p in platforms for arg in ("--platform", p)),
-            str(wheels[0]),
+            str(wheel),
         ],
         capture_output=True,
         text=True,
@@ -135,7 +160,7 @@ def build_wheelhouse(project: Path, into: Path) -> Path:
     )
     if deps.returncode != 0:
         raise Unavailable("downloading the dependencies' wheels failed:\n" + _tail(deps.stderr))
-    return wheels[0]
+    return wheel
 
 
 class Container:

@@ -109,6 +109,31 @@ def test_configuration_errors_exit_two(tmp_path: Path) -> None:
     assert "Traceback" not in bad.stderr
 
 
+@pytest.mark.parametrize(
+    ("tag", "second_job", "named"),
+    [
+        # Issue 9 item 4: two jobs on one subscription with one (the default) tag.
+        ("crm-sync", True, "jobs[0] 'crm' and jobs[1] 'partners' share vipex_id"),
+        # Issue 9 item 11: a tag VIPeX would store cleaned.
+        ("crm  sync", False, "jobs[0].ownership_tag"),
+    ],
+    ids=["shared_subscription", "tag_not_normal"],
+)
+def test_unsafe_ownership_configuration_exits_two(
+    vipex: RunningEmulator, job_files: Any, tag: str, second_job: bool, named: str
+) -> None:
+    config = job_files(vipex, rows(2), ownership_tag=tag)
+    if second_job:
+        text = config.read_text(encoding="utf-8")
+        job = text[text.index("[[jobs]]") :].replace('name = "crm"', 'name = "partners"')
+        config.write_text(text + "\n" + job, encoding="utf-8")
+    result = cli(config, "sync")
+    assert result.returncode == 2, result.stderr
+    assert named in result.stderr
+    assert "Traceback" not in result.stderr
+    assert vipex.state.entries(VIPEX_ID) == []
+
+
 def test_unknown_job_is_a_usage_error(vipex: RunningEmulator, job_files: Any) -> None:
     config = job_files(vipex, rows(1))
     result = cli(config, "sync", "--job", "nincs")

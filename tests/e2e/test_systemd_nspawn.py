@@ -1,6 +1,7 @@
 """The shipped units under a real systemd: a Debian container booted with systemd-nspawn.
 
-The wheel built from this checkout is installed into ``/opt/vipexsync`` inside
+The wheel built from this checkout (or ``$VIPEXSYNC_TEST_WHEEL``, the one CI
+built) is installed with deploy/constraints.txt into ``/opt/vipexsync`` inside
 the container, the unit files from deploy/systemd are copied in unchanged, and
 the bundled emulator runs there as a transient unit, so the daemon meets a
 real PID 1, real DynamicUser/StateDirectory handling, a real seccomp filter
@@ -24,16 +25,17 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
+from e2e.daemon_harness import wait_for
 from e2e.nspawn import Container, Unavailable, booted, build_wheelhouse
 
 PROJECT = Path(__file__).resolve().parents[2]
 UNITS = PROJECT / "deploy" / "systemd"
 README = PROJECT / "deploy" / "README.md"
+CONSTRAINTS = PROJECT / "deploy" / "constraints.txt"
 DAEMON = "vipexsync.service"
 ONESHOT = "vipexsync-full-resync.service"
 TIMER = "vipexsync-full-resync.timer"
@@ -42,8 +44,6 @@ METRICS = "127.0.0.1:9717"
 OPT_IN = "VIPEXSYNC_TEST_NSPAWN"
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
-
-T = TypeVar("T")
 
 CONFIG = f"""\
 [vipex]
@@ -80,10 +80,10 @@ name = "{{name}}"
 # The last row's phone is no number: every run logs a warning that it was rejected.
 CRM = """\
 id,name,phone
-1,Kovács Anna,+36 1 555 0101
-2,Nagy Béla,+36 30 555 0102
-3,Szabó Csilla,+36 20 555 0103
-4,Hibás Dénes,12
+1001,Kovács Anna,+36 1 555 0101
+1002,Nagy Béla,+36 30 555 0102
+1003,Szabó Csilla,+36 20 555 0103
+1004,Hibás Dénes,12
 """
 
 # Our level names and the journald priorities they must arrive as (sd-daemon(3)).
@@ -105,28 +105,17 @@ except OSError as exc:
 """
 
 
-def wait_for(check: Callable[[], T | None], what: str, timeout: float = 90.0) -> T:
-    """Poll ``check`` until it returns something truthy (a failure bound, not a speed test)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.5)
-
-
 # -- the container ---------------------------------------------------------------
 
 
 def install(box: Container) -> None:
     """The wheel into /opt/vipexsync, the units unchanged, a config, the emulator running."""
-    wheelhouse = box.path("/root/wheelhouse")
-    build_wheelhouse(PROJECT, wheelhouse)
+    wheel = build_wheelhouse(PROJECT, box.path("/root/wheelhouse"), CONSTRAINTS)
+    # As deploy/README.md says, with the pins CI tested; from the folder, not the network.
     box.sh(
-        "python3 -m venv /opt/vipexsync && /opt/vipexsync/bin/pip install --quiet "
-        "--no-index --find-links /root/wheelhouse vipexsync",
+        "python3 -m venv /opt/vipexsync && /opt/vipexsync/bin/pip install --quiet --no-index "
+        "--find-links /root/wheelhouse -c /root/wheelhouse/constraints.txt "
+        f"/root/wheelhouse/{wheel.name}",
         timeout=900,
     )
     for unit in sorted(UNITS.iterdir()):
@@ -147,6 +136,7 @@ def install(box: Container) -> None:
     wait_for(
         lambda: fetch(box, f"http://127.0.0.1:{EMULATOR_PORT}/?rt=api")[0] != 0,
         "the emulator to listen",
+        timeout=90,
     )
 
 
@@ -199,14 +189,18 @@ def runs(box: Container, outcome: str) -> float:
 
 def start_daemon(box: Container) -> None:
     box.sh(f"systemctl start {DAEMON}", timeout=180)
-    wait_for(lambda: runs(box, "success") >= 1, "a first successful run")
+    wait_for(lambda: runs(box, "success") >= 1, "a first successful run", timeout=90)
 
 
 def assert_next_runs_succeed(box: Container, after: str, what: str) -> None:
     """The daemon's next two runs succeed and none fails (it keeps its state directory)."""
     successes, failures = runs(box, "success"), runs(box, "failure")
     try:
-        wait_for(lambda: runs(box, "success") >= successes + 2, f"two more successful runs {what}")
+        wait_for(
+            lambda: runs(box, "success") >= successes + 2,
+            f"two more successful runs {what}",
+            timeout=90,
+        )
     except AssertionError as exc:
         log = journal(box, "-u", DAEMON, after=after)
         raise AssertionError(f"{exc}; the daemon said:\n{log}") from exc
@@ -241,7 +235,7 @@ def test_metrics_health_and_readiness_answer(box: Container) -> None:
     assert status == 200
     assert "vipexsync_build_info{" in body
     assert fetch(box, f"http://{METRICS}/healthz")[0] == 200
-    assert wait_for(lambda: fetch(box, f"http://{METRICS}/readyz")[0] == 200, "/readyz")
+    assert wait_for(lambda: fetch(box, f"http://{METRICS}/readyz")[0] == 200, "/readyz", timeout=90)
 
 
 @pytest.mark.parametrize("unit", [DAEMON, ONESHOT])

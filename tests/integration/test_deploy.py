@@ -269,3 +269,34 @@ def test_rules_query_only_exported_metrics() -> None:
         names = metric_names(block or line)
         assert names, block or line
         assert names <= allowed, names - allowed
+
+
+def exported_labels() -> set[str]:
+    """Every label name a daemon's samples carry (a rejection makes the `reason` series)."""
+    metrics = Metrics(CollectorRegistry(), jobs=("crm",))
+    metrics.rejected("crm", {"invalid_number": 1})
+    return {
+        label for family in metrics.registry.collect() for s in family.samples for label in s.labels
+    }
+
+
+def test_dashboard_groups_and_filters_by_labels_that_exist() -> None:
+    """Per sync job means `sync_job`; `job` is the scrape job, one per daemon, never a split."""
+    labels = exported_labels()
+    assert "sync_job" in labels
+    assert "job" not in labels  # Prometheus would rename it to exported_job
+    allowed = labels | {"instance"}
+    board = dashboard()
+    for panel in panels(board):
+        for target in panel.get("targets", []):
+            expr = target["expr"]
+            for group in re.findall(r"\bby \(([^)]*)\)", expr):
+                used = {g.strip() for g in group.split(",")}
+                assert used <= allowed, f"{panel['title']!r} groups by unknown {used - allowed}"
+            for name in re.findall(r"\{\{(\w+)\}\}", target.get("legendFormat", "")):
+                assert name in allowed, f"{panel['title']!r} legend names unknown {name}"
+    for variable in board["templating"]["list"]:
+        if variable["type"] == "query":
+            label = re.fullmatch(r"label_values\(.*,\s*(\w+)\)", variable["definition"])
+            assert label, variable["definition"]
+            assert label.group(1) in allowed, variable["definition"]

@@ -168,9 +168,10 @@ def test_jobs_are_separate(sessions: sessionmaker[Session]) -> None:
         assert store.load_mirror(s, "other")["3619996000"].written == entry(name="B")
 
 
-def test_failed_create_is_owned_without_confirmed_content(
+def test_failed_create_owns_nothing(
     sessions: sessionmaker[Session],
 ) -> None:
+    """Issue 9 item 1: a refused or unanswered create proves no ownership."""
     wanted = entry()
     with sessions() as s:
         failed(s, wanted.phonenumber, action="create", after=wanted, error="timeout")
@@ -182,7 +183,7 @@ def test_failed_create_is_owned_without_confirmed_content(
     assert row == MirrorEntry(
         phonenumber=wanted.phonenumber,
         written=None,
-        owned=True,
+        owned=False,
         record_key=None,
         state=WriteState.FAILED,
         attempts=2,
@@ -227,7 +228,7 @@ def test_failed_update_keeps_the_confirmed_content(sessions: sessionmaker[Sessio
     )
 
 
-def test_failed_adopt_is_not_owned_and_failed_create_takes_ownership(
+def test_no_failed_write_gains_ownership(
     sessions: sessionmaker[Session],
 ) -> None:
     with sessions() as s:
@@ -240,7 +241,7 @@ def test_failed_adopt_is_not_owned_and_failed_create_takes_ownership(
         failed(s, "3619996000", action="create", after=entry())
         s.commit()
         row = store.load_mirror(s, JOB)["3619996000"]
-    assert (row.owned, row.attempts, row.written) == (True, 3, None)
+    assert (row.owned, row.attempts, row.written) == (False, 3, None)
 
 
 def test_failed_delete_keeps_row_and_ownership(sessions: sessionmaker[Session]) -> None:
@@ -489,7 +490,10 @@ def test_mirror_stats(sessions: sessionmaker[Session]) -> None:
         applied(s, entry("5"))
         s.commit()
         assert store.mirror_stats(s, JOB) == store.MirrorStats(
-            entries=5, owned=4, pending=1, failed=3
+            entries=5,
+            owned=3,
+            pending=1,
+            failed=3,  # a failed create owns nothing
         )
 
 
@@ -631,8 +635,9 @@ def test_mark_pending_keeps_confirmed_content_and_a_write_clears_it(
         assert mirror["3611111111"].state is WriteState.PENDING
         assert mirror["3611111111"].written == confirmed  # nothing claimed before VIPeX confirms
         assert mirror["3622222222"].written is None
-        assert mirror["3622222222"].owned  # the create may reach VIPeX
-        assert not mirror["3633333333"].owned  # an adoption is owned only once it succeeds
+        # Nothing is owned before VIPeX confirms it (issue 9 item 1).
+        assert not mirror["3622222222"].owned
+        assert not mirror["3633333333"].owned
         assert store.mirror_stats(s, JOB).pending == 3
 
         applied(s, entry("3622222222", "Új"), key="K2")

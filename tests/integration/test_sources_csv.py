@@ -106,16 +106,44 @@ def test_values_and_keys_are_stripped_and_nul_bytes_removed(tmp_path: Path) -> N
     assert record.fields == {"id": "42", "name": "Ann"}
 
 
-def test_short_row_gets_empty_fields_and_blank_rows_are_skipped(tmp_path: Path) -> None:
+def test_short_row_is_that_records_rejection_and_blank_rows_are_skipped(tmp_path: Path) -> None:
+    """Issue 9 item 5: a short row in a complete file is rejected, not padded."""
     path = write(tmp_path / "s.csv", b"id;name;phone\n1;Ann\n\n;;\n2;Bob;+3630\n")
 
     records = read_all(path, delimiter=";")
 
-    assert [r.fields for r in records] == [
-        {"id": "1", "name": "Ann", "phone": ""},
-        {"id": "2", "name": "Bob", "phone": "+3630"},
-    ]
+    assert [(r.key, r.fields.get("name")) for r in records] == [("1", "Ann"), ("2", "Bob")]
+    assert "s.csv line 2 has 2 fields but the header has 3" in records[0].problem
+    assert records[1].problem == ""
     assert records[1].locator == "s.csv line 5"
+
+
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [
+        # The export caught mid-write: its last row has no line ending and is short.
+        (b"id,name,phone\n1,Ann,+3611\n2,Bob,+3622\n3,Cil", 4),
+        # Any short row in a file that ends without a line ending.
+        (b"id,name,phone\n1,Ann\n2,Bob,+3622\n3,Cil,+3633", 2),
+        (b"id,name,phone\r\n1,Ann,+3611\r\n2,Bob", 3),
+    ],
+)
+def test_file_cut_mid_write_is_an_incomplete_read(tmp_path: Path, data: bytes, line: int) -> None:
+    path = write(tmp_path / "crm.csv", data)
+
+    with pytest.raises(SourceError) as info:
+        read_all(path)
+
+    assert "crm.csv" in str(info.value)
+    assert f"line {line}" in str(info.value)
+
+
+def test_last_row_without_line_ending_but_complete_is_read(tmp_path: Path) -> None:
+    path = write(tmp_path / "crm.csv", b"id,name,phone\n1,Ann,+3611\n2,Bob,+3622")
+
+    records = read_all(path)
+
+    assert [(r.key, r.problem) for r in records] == [("1", ""), ("2", "")]
 
 
 def test_row_without_key_value_is_yielded_with_empty_key(tmp_path: Path) -> None:

@@ -94,7 +94,7 @@ VCARD_MAPPING = compile_mapping(
 
 def check_mapped(result: MappingResult, mapping: CompiledMapping) -> None:
     """Every problem names its record and field; every desired entry is sendable."""
-    fields = {"key", "name", *mapping.phone_fields}
+    fields = {"key", "record", "name", *mapping.phone_fields}  # "record": a row read short
     fields |= {f"tags[{i}]" for i in range(len(mapping.tags))}
     fields |= {c.field.field_name for c in mapping.custom_fields}
     for problem in (*result.problems, *result.notes):
@@ -265,7 +265,7 @@ def test_csv_bad_records_are_rejected_one_by_one(tmp_path: Path) -> None:
             ]
         )
         + b"8,Rongyos\r\n"
-    )  # a ragged row: the missing fields read as ""
+    )  # a ragged row: that record is rejected whole (issue 9 item 5), not padded
     result = read_csv(tmp_path, data)
     assert result is not None
     codes = {(p.record_key, p.field, p.code) for p in result.problems}
@@ -277,7 +277,7 @@ def test_csv_bad_records_are_rejected_one_by_one(tmp_path: Path) -> None:
         ("6", "tags[0]", "comma_in_tag"),
         ("6", "Típus", "bad_custom_field"),
         ("7", "phone", "duplicate_number"),
-        ("8", "phone", "no_phone"),
+        ("8", "record", "unreadable_record"),
     }
     assert set(result.desired) == {"3619996000", "3619996006"}
 

@@ -507,10 +507,61 @@ def test_duplicate_job_names(tmp_path: Path) -> None:
     data["jobs"].append(copy.deepcopy(data["jobs"][0]))
     data["jobs"].append(copy.deepcopy(data["jobs"][0]))
     data["jobs"][2]["name"] = "CRM"
+    for index, job in enumerate(data["jobs"]):
+        job["vipex_id"] = str(1000 + index)  # only the names collide here
     found = problems(data, tmp_path)
     assert len(found) == 2
     assert found[0].startswith("jobs[1].name: job name 'crm' is already used by jobs[0]")
     assert found[1].startswith("jobs[2].name: job name 'CRM' is already used by jobs[0]")
+
+
+def two_jobs_on_one_subscription(**second: Any) -> dict[str, Any]:
+    data = base()
+    other = copy.deepcopy(data["jobs"][0])
+    other["name"] = "partners"
+    other.update(second)
+    data["jobs"].append(other)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("first_tag", "second_tag", "blamed"),
+    [(None, None, "1"), ("", "crm-b", "0"), ("crm-a", "", "1")],
+)
+def test_jobs_sharing_a_subscription_need_their_own_tags(
+    tmp_path: Path, first_tag: str | None, second_tag: str | None, blamed: str
+) -> None:
+    """Issue 9 item 4: two jobs on one vipex_id would delete each other's entries."""
+    data = two_jobs_on_one_subscription()
+    for job, tag in zip(data["jobs"], (first_tag, second_tag), strict=True):
+        if tag is not None:
+            job["ownership_tag"] = tag
+    found = problems(data, tmp_path)
+    assert len(found) == 1, found
+    assert found[0].startswith(f"jobs[{blamed}].ownership_tag: ")
+    assert "jobs[0] 'crm' and jobs[1] 'partners' share vipex_id 1643897" in found[0]
+
+
+def test_jobs_sharing_a_subscription_with_own_tags_are_accepted(tmp_path: Path) -> None:
+    data = two_jobs_on_one_subscription(ownership_tag="partner-sync")
+    config = parse(data, tmp_path)
+    assert [j.ownership_tag for j in config.jobs] == ["crm-sync", "partner-sync"]
+
+
+def test_delete_all_is_refused_on_a_shared_subscription(tmp_path: Path) -> None:
+    data = two_jobs_on_one_subscription(ownership_tag="partner-sync", delete="all")
+    assert "would delete the other job's entries" in one_problem(data, tmp_path, "jobs[1].delete")
+
+
+@pytest.mark.parametrize(
+    "tag", ["crm  sync", " crm-sync", "crm-sync ", "crm\tsync", "crm\u00a0sync"]
+)
+def test_ownership_tag_must_be_in_normal_form(tmp_path: Path, tag: str) -> None:
+    """Issue 9 item 11: a tag VIPeX would store cleaned could never be recognised."""
+    data = base()
+    data["jobs"][0]["ownership_tag"] = tag
+    found = one_problem(data, tmp_path, "jobs[0].ownership_tag")
+    assert "is not in the form VIPeX stores a tag in" in found
 
 
 @pytest.mark.parametrize("name", ["crm sync", "crm/1", "ügyfél", "a:b", "x{y}"])

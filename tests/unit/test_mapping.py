@@ -311,6 +311,33 @@ def test_a_tag_with_a_comma_is_dropped_and_the_entry_syncs() -> None:
     assert (problem.fatal, problem.field, problem.value) == (False, "tags[0]", "a, b")
 
 
+def test_an_ownership_tag_not_in_normal_form_is_a_config_error() -> None:
+    """Issue 9 item 11: compared raw with VIPeX's tags, so never cleaned silently."""
+    with pytest.raises(ConfigError, match=r"jobs\.ownership_tag: 'crm  sync'.*'crm sync'"):
+        map_records([], compiled(), region="HU", ownership_tag="crm  sync")
+
+
+def test_an_unreadable_record_is_rejected_and_its_key_reported() -> None:
+    """Issue 9 items 2 and 5: a present-but-unreadable record protects its key."""
+    short = SourceRecord("7", {"id": "7"}, "crm.csv line 3", problem="crm.csv line 3 is short")
+    result = run(rec("1", phone="06 1 999 6000"), short)
+    assert only(result, "unreadable_record").record_key == "7"
+    assert result.rejected_keys == {"7"}
+
+
+def test_rejected_keys_are_the_present_records_that_lost_an_entry() -> None:
+    result = run(
+        rec("1", phone="06 1 999 6000", last_name="", first_name=""),  # empty name
+        rec("2", phone="nem szám"),  # no valid number
+        rec("3", phone="06 1 999 6000"),  # valid: it gets the number record 1 could not
+        rec("4", phone=""),  # no phone at all: the CRM says so plainly
+        rec("5", phone="06 1 999 7000"),
+        rec("5", phone="06 1 999 7001"),  # duplicate key
+        rec("", phone="06 1 999 8000"),  # no key: cannot be named
+    )
+    assert result.rejected_keys == {"1", "2", "5"}
+
+
 def test_an_ownership_tag_with_a_comma_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"jobs\.ownership_tag"):
         run(rec("1", phone="06 1 999 6000"), tag="crm,sync")
@@ -354,6 +381,29 @@ def test_menu_prefers_the_exact_label_over_a_case_twin() -> None:
     mapping = compile_mapping(config(custom_fields={"Szint": "{s}"}), (field,), job="crm")
     result = run(rec("1", phone="06 1 999 6000", s="vip"), mapping=mapping)
     assert result.desired["3619996000"].entry.custom_fields[9] == "vip"
+    # Issue 9 item 10: also when the exact label is not the first of its case twins.
+    result = run(rec("1", phone="06 1 999 6000", s="VIP"), mapping=mapping)
+    assert result.desired["3619996000"].entry.custom_fields[9] == "VIP"
+
+
+def test_menu_value_matching_only_case_twins_drops_the_field() -> None:
+    field = CustomField(
+        9, "Szint", "menu", (CustomFieldOption(1, "vip"), CustomFieldOption(2, "VIP"))
+    )
+    mapping = compile_mapping(config(custom_fields={"Szint": "{s}"}), (field,), job="crm")
+    result = run(rec("1", phone="06 1 999 6000", s="Vip"), mapping=mapping)
+    assert 9 not in result.desired["3619996000"].entry.custom_fields  # the entry still syncs
+    problem = only(result, "bad_custom_field")
+    assert "differ only in case" in problem.reason
+
+
+@pytest.mark.parametrize("value", ["Kiemelt", "kiemelt", " Kiemelt"])
+def test_menu_label_is_sent_as_vipex_spells_it(value: str) -> None:
+    """Issue 9 item 10: VIPeX accepts only its own spelling, spaces included."""
+    field = CustomField(9, "Típus", "menu", (CustomFieldOption(1, " Kiemelt "),))
+    mapping = compile_mapping(config(custom_fields={"Típus": "{s}"}), (field,), job="crm")
+    result = run(rec("1", phone="06 1 999 6000", s=value), mapping=mapping)
+    assert result.desired["3619996000"].entry.custom_fields[9] == " Kiemelt "
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,17 @@ import pytest
 from vipexsync.config import DeletePolicy
 from vipexsync.domain import DesiredEntry, Entry, MirrorEntry, WriteState
 from vipexsync.sync.model import Action, Change, MirrorUpdate, Mode, Plan, Policy, RemoteView
-from vipexsync.sync.plan import changed_fields, effective_mode, plan, same_content
+from vipexsync.sync.plan import (
+    REASON_ADOPT,
+    REASON_FORGET_UNCONFIRMED,
+    changed_fields,
+    confirm_listing,
+    effective_mode,
+    full_resync_done,
+    lookups_needed,
+    plan,
+    same_content,
+)
 
 TAG = "crm-sync"
 
@@ -103,16 +113,43 @@ def test_changed_fields_names_each_field() -> None:
 # --- incremental -------------------------------------------------------------
 
 
-def test_incremental_new_in_crm_is_created() -> None:
+def test_incremental_new_in_crm_is_created_once_looked_up() -> None:
     d = want(entry(A))
-    p = plan(desired_of(d), {}, None, policy())
+    assert lookups_needed(desired_of(d), {}, None) == (A,)
+    p = plan(desired_of(d), {}, None, policy(), lookups={A: None})
     assert p.mode is Mode.INCREMENTAL
     assert only(p) == Change(Action.CREATE, A, None, d.entry, "new in CRM", d.record_key)
 
 
+def test_incremental_create_without_a_look_records_before_as_unknown() -> None:
+    # Issue 9 item 12: a create sent blind says so; it never claims VIPeX held nothing.
+    d = want(entry(A))
+    change = only(plan(desired_of(d), {}, None, policy()))
+    assert change.action is Action.CREATE
+    assert change.before is None
+    assert not change.before_known
+    assert "not looked at" in change.reason
+
+
+def test_incremental_create_over_a_hand_made_entry_is_an_adoption() -> None:
+    # Issue 9 item 12: the look-up shows what the create would overwrite.
+    d = want(entry(A))
+    hand = entry(A, name="Pizzéria", tags=["ebéd"])
+    change = only(plan(desired_of(d), {}, None, policy(), lookups={A: hand}))
+    assert change == Change(Action.ADOPT, A, hand, d.entry, REASON_ADOPT, d.record_key)
+
+
+def test_incremental_failed_look_up_writes_nothing() -> None:
+    d = want(entry(A))
+    p = plan(desired_of(d), {}, None, policy(), lookups={})
+    assert p.changes == ()
+    assert p.unchecked == (A,)
+
+
 def test_incremental_unconfirmed_create_is_retried() -> None:
     d = want(entry(A))
-    p = plan(desired_of(d), mirror_of(row(A, None, state=WriteState.FAILED)), None, policy())
+    mirror = mirror_of(row(A, None, owned=False, state=WriteState.FAILED))
+    p = plan(desired_of(d), mirror, None, policy(), lookups={A: None})
     assert only(p) == Change(
         Action.CREATE, A, None, d.entry, "retrying a create that was not confirmed", d.record_key
     )
@@ -127,14 +164,15 @@ def test_incremental_crm_change_is_an_update_naming_the_fields() -> None:
     )
 
 
-def test_incremental_failed_update_is_retried() -> None:
+def test_incremental_failed_update_is_retried_against_what_vipex_holds() -> None:
     old = entry(A, name="Old")
     d = want(entry(A, name="New"))
     m = row(A, old, state=WriteState.FAILED)
-    change = only(plan(desired_of(d), mirror_of(m), None, policy()))
+    assert lookups_needed(desired_of(d), mirror_of(m), None) == (A,)
+    change = only(plan(desired_of(d), mirror_of(m), None, policy(), lookups={A: old}))
     assert change.action is Action.UPDATE
     assert change.before == old
-    assert change.reason == "retrying a failed update (name differs from the last confirmed write)"
+    assert change.reason == "name changed in CRM"
 
 
 def test_incremental_equal_is_noop_without_mirror_update() -> None:
@@ -147,12 +185,31 @@ def test_incremental_equal_is_noop_without_mirror_update() -> None:
 
 
 @pytest.mark.parametrize("state", [WriteState.FAILED, WriteState.PENDING])
-def test_incremental_equal_but_not_applied_clears_state(state: WriteState) -> None:
+def test_incremental_equal_but_not_applied_is_confirmed_by_a_look_up(state: WriteState) -> None:
     d = want(entry(A))
-    p = plan(desired_of(d), mirror_of(row(A, d.entry, state=state)), None, policy())
+    p = plan(
+        desired_of(d), mirror_of(row(A, d.entry, state=state)), None, policy(), lookups={A: d.entry}
+    )
     assert p.changes == ()
     assert p.noop == 1
     assert p.mirror_updates == (MirrorUpdate(A, d.entry, d.record_key),)
+
+
+@pytest.mark.parametrize("state", [WriteState.FAILED, WriteState.PENDING])
+def test_incremental_pending_row_is_never_a_noop(state: WriteState) -> None:
+    """Issue 9 item 7: a write lost to a kill is not trusted later.
+
+    The mirror confirmed A, the killed run sent B (which VIPeX now holds), and
+    the CRM went back to A: the CRM matches the old content, but VIPeX's is
+    unknown, so the entry is re-sent (blind) or decided on what a look-up shows.
+    """
+    d = want(entry(A))
+    m = mirror_of(row(A, d.entry, state=state))
+    blind = only(plan(desired_of(d), m, None, policy()))
+    assert (blind.action, blind.after, blind.before_known) == (Action.UPDATE, d.entry, False)
+    landed = entry(A, name="Sent by the killed run")
+    looked = only(plan(desired_of(d), m, None, policy(), lookups={A: landed}))
+    assert (looked.action, looked.before, looked.after) == (Action.UPDATE, landed, d.entry)
 
 
 def test_incremental_equal_with_new_record_key_updates_mirror_only() -> None:
@@ -169,17 +226,26 @@ def test_incremental_owned_row_not_desired_is_deleted(delete: DeletePolicy) -> N
     assert only(p) == Change(Action.DELETE, A, old, None, "no longer in CRM", "k" + A)
 
 
-def test_incremental_deletes_owned_row_even_without_confirmed_write() -> None:
-    p = plan({}, mirror_of(row(A, None, state=WriteState.FAILED)), None, policy())
-    change = only(p)
-    assert change.action is Action.DELETE
-    assert change.before is None
+@pytest.mark.parametrize("state", [WriteState.FAILED, WriteState.PENDING])
+@pytest.mark.parametrize("full", [False, True])
+def test_unconfirmed_create_never_justifies_a_delete(state: WriteState, full: bool) -> None:
+    """Issue 9 item 1: a refused or never-sent create owns nothing.
+
+    Even a row marked owned (as older versions left it) proves nothing without
+    a confirmed write; a hand-made entry at that number stays.
+    """
+    hand = entry(A, name="Hand-made", tags=["ebéd"])
+    mirror = mirror_of(row(A, None, owned=True, state=state))
+    p = plan({}, mirror, remote_of(hand) if full else None, policy())
+    assert p.deletes == ()
+    assert p.mirror_updates == (MirrorUpdate(A, None, "k" + A, REASON_FORGET_UNCONFIRMED),)
+    assert p.owned == 0
 
 
 def test_incremental_policy_never_deletes_nothing() -> None:
     p = plan({}, mirror_of(row(A, entry(A)), row(B, None)), None, policy("never"))
-    assert p.changes == ()
-    assert p.owned == 2
+    assert p.deletes == ()
+    assert p.owned == 1
 
 
 @pytest.mark.parametrize("delete", ["owned", "all", "never"])
@@ -191,7 +257,7 @@ def test_incremental_never_deletes_a_row_it_does_not_own(delete: DeletePolicy) -
 
 def test_incremental_owned_counts_owned_mirror_rows() -> None:
     mirror = mirror_of(row(A, entry(A)), row(B, None), row(C, entry(C), owned=False))
-    assert plan({}, mirror, None, policy("never")).owned == 2
+    assert plan({}, mirror, None, policy("never")).owned == 1
 
 
 def test_number_change_creates_new_before_deleting_old() -> None:
@@ -480,3 +546,110 @@ def test_effective_mode_lists_vipex_until_a_full_resync_happened() -> None:
     assert effective_mode(Mode.INCREMENTAL, had_full_resync=True) is Mode.INCREMENTAL
     assert effective_mode(Mode.FULL, had_full_resync=False) is Mode.FULL
     assert effective_mode(Mode.FULL, had_full_resync=True) is Mode.FULL
+
+
+# --- issue 9: trust under partial failure ---------------------------------------
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_number_change_delete_requires_the_new_numbers_write(full: bool) -> None:
+    """Issue 9 item 3: the old number goes only once the new one is confirmed."""
+    old = entry(B)
+    new = want(entry(A), key="r1")
+    mirror = mirror_of(row(B, old, key="r1"))
+    remote = remote_of(old) if full else None
+    p = plan(desired_of(new), mirror, remote, policy(), lookups={A: None})
+    delete = p.deletes[0]
+    assert (delete.phonenumber, delete.requires) == (B, (A,))
+    # Once the new number is confirmed in the mirror, the delete requires nothing.
+    confirmed = mirror_of(row(B, old, key="r1"), row(A, new.entry, key="r1"))
+    remote = remote_of(old, new.entry) if full else None
+    p = plan(desired_of(new), confirmed, remote, policy())
+    assert [(c.action, c.phonenumber, c.requires) for c in p.changes] == [(Action.DELETE, B, ())]
+
+
+def test_number_change_waits_when_the_new_number_cannot_be_written() -> None:
+    """Issue 9 item 3: a failed look-up of the new number keeps the old entry."""
+    old = entry(B)
+    new = want(entry(A), key="r1")
+    p = plan(desired_of(new), mirror_of(row(B, old, key="r1")), None, policy(), lookups={})
+    assert p.changes == ()
+    assert (p.unchecked, p.waiting) == ((A,), (B,))
+
+
+@pytest.mark.parametrize("full", [False, True])
+@pytest.mark.parametrize("delete", ["owned", "all"])
+def test_present_but_rejected_record_keeps_its_entries(full: bool, delete: DeletePolicy) -> None:
+    """Issue 9 item 2: a rejected record is not "no longer in CRM"."""
+    kept, gone = entry(A), entry(B)
+    mirror = mirror_of(row(A, kept, key="r1"), row(B, gone, key="r2"))
+    remote = remote_of(kept, gone) if full else None
+    p = plan({}, mirror, remote, policy(delete), rejected_keys=frozenset({"r1"}))
+    assert [(c.action, c.phonenumber) for c in p.changes] == [(Action.DELETE, B)]
+    assert p.kept == (A,)
+
+
+OTHER_TAG = "crm-sync-b"
+
+
+def two_jobs() -> Policy:
+    return Policy("owned", TAG, frozenset({1, 2}), foreign_tags=frozenset({OTHER_TAG}))
+
+
+def test_entry_tagged_by_another_job_is_never_deleted() -> None:
+    """Issue 9 item 4: a tagged entry is owned only by the job whose tag it carries."""
+    theirs = entry(A, tags=[OTHER_TAG])
+    # Even a mirror row that once owned the number does not outweigh the other job's tag.
+    p = plan({}, mirror_of(row(A, entry(A))), remote_of(theirs), two_jobs())
+    assert p.changes == ()
+    assert p.owned == 0
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_entry_tagged_by_another_job_is_never_adopted(full: bool) -> None:
+    theirs = entry(A, name="Other job's", tags=[OTHER_TAG])
+    d = want(entry(A))
+    p = plan(
+        desired_of(d),
+        {},
+        remote_of(theirs) if full else None,
+        two_jobs(),
+        lookups=None if full else {A: theirs},
+    )
+    assert p.changes == ()
+    assert p.conflicts == (A,)
+
+
+def test_full_owned_row_missing_from_a_complete_listing_is_looked_up() -> None:
+    """Issue 9 item 8: forget or recreate an owned row only after a look-up."""
+    mirror = mirror_of(row(A, entry(A)), row(B, entry(B)), row(C, None, owned=False))
+    listing = remote_of(entry(B))
+    assert lookups_needed({}, mirror, listing) == (A,)
+    assert lookups_needed({}, mirror, remote_of(entry(B), complete=False)) == ()
+    # Confirmed gone: the listing stays complete and the row is forgotten.
+    assert confirm_listing(listing, (A,), {A: None}) is listing
+
+
+@pytest.mark.parametrize("looked", ["found", "failed"])
+def test_full_look_up_that_finds_a_skipped_row_makes_the_listing_incomplete(looked: str) -> None:
+    old = entry(A)
+    mirror = mirror_of(row(A, old))
+    listing = remote_of(entry(B, tags=[TAG]))
+    lookups = {A: old} if looked == "found" else {}
+    confirmed = confirm_listing(listing, (A,), lookups)
+    assert not confirmed.complete
+    assert confirmed.problems
+    p = plan({}, mirror, confirmed, policy())
+    # Nothing is forgotten; the deletion of B waits for the guard (listing incomplete).
+    assert p.mirror_updates == ()
+    assert p.drift == 0
+
+
+def test_full_resync_done_needs_a_stable_complete_listing() -> None:
+    """Issue 9 items 6 and 9: what makes a full resync count (and confirm the mapping)."""
+    complete, shifted = remote_of(entry(A)), remote_of(entry(A), complete=False)
+    assert full_resync_done(Mode.FULL, complete, halted=False)
+    assert not full_resync_done(Mode.FULL, shifted, halted=False)
+    assert not full_resync_done(Mode.FULL, complete, halted=True)
+    assert not full_resync_done(Mode.FULL, complete, halted=False, source_complete=False)
+    assert not full_resync_done(Mode.INCREMENTAL, None, halted=False)

@@ -123,8 +123,8 @@ def reversed_dict(d: Mapping[K, V]) -> dict[K, V]:
 
 def is_owned(world: World, number: str, *, full: bool) -> bool:
     row = world.mirror.get(number)
-    if row is not None and row.owned:
-        return True
+    if row is not None and row.owned and row.written is not None:
+        return True  # only a confirmed write proves ownership (issue 9 item 1)
     tag = world.policy.ownership_tag
     held = world.remote.get(number)
     return full and bool(tag) and held is not None and tag in held.tags
@@ -185,7 +185,10 @@ def test_incomplete_listing_then_full_resync_converges(world: World, data: st.Da
     seen = data.draw(st.frozensets(st.sampled_from(NUMBERS)))
     partial = view({n: e for n, e in remote.items() if n in seen}, complete=False)
     first = plan(world.desired, mirror, partial, world.policy)
-    assert all(u.entry is not None for u in first.mirror_updates)  # forgets nothing
+    # Forgets nothing it ever confirmed (a row without confirmed content owns nothing).
+    assert all(
+        u.entry is not None or mirror[u.phonenumber].written is None for u in first.mirror_updates
+    )
     apply(first, remote, mirror)
     apply(plan(world.desired, mirror, view(remote), world.policy), remote, mirror)
     again = plan(world.desired, mirror, view(remote), world.policy)

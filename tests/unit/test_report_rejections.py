@@ -56,3 +56,11 @@ def test_a_repeated_finding_is_printed_once() -> None:
     assert text.count("crm.csv line 2") == 1
     assert "invalid_phone: 3 rejected" in text
     assert "Record keys: 3 by the configured key; 2 by digest of the row" in text
+
+
+def test_the_runs_table_copy_leaves_out_the_per_record_list() -> None:
+    built = report(tuple(problem(i) for i in range(3)))
+
+    stored = built.as_json(every_rejection=False)
+    assert "rejected" not in stored
+    assert stored["rejections"] == built.as_json()["rejections"]

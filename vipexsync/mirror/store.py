@@ -82,20 +82,16 @@ _UPSERT_CONFIRMED: Final = _mirror_text(
 )
 
 
-def _failed_upsert(owned: str) -> sa.TextClause:
-    """Count a failed attempt; the confirmed content (if any) stays as it was."""
-    return _mirror_text(
-        f"INSERT INTO mirror_entries ({_COLUMNS}) VALUES (:job, :phonenumber, NULL, NULL, "
-        "NULL, NULL, NULL, :owned, NULL, NULL, NULL, NULL, :state, 1, :last_error) "
-        f"ON CONFLICT (job, phonenumber) DO UPDATE SET owned = {owned}, "
-        "state = excluded.state, attempts = mirror_entries.attempts + 1, "
-        "last_error = excluded.last_error"
-    )
-
-
-# A failed create is owned at once; any other failed write keeps the row's ownership.
-_UPSERT_FAILED_CREATE: Final = _failed_upsert("excluded.owned")
-_UPSERT_FAILED_KEEP_OWNER: Final = _failed_upsert("mirror_entries.owned")
+# A failed write never changes ownership: a refused or unanswered create
+# proves nothing (DESIGN invariant 2), so a new row is not owned, and an
+# existing row keeps what its confirmed writes earned. Confirmed content stays.
+_UPSERT_FAILED: Final = _mirror_text(
+    f"INSERT INTO mirror_entries ({_COLUMNS}) VALUES (:job, :phonenumber, NULL, NULL, "
+    "NULL, NULL, NULL, :owned, :record_key, NULL, NULL, NULL, :state, 1, :last_error) "
+    "ON CONFLICT (job, phonenumber) DO UPDATE SET "
+    "state = excluded.state, attempts = mirror_entries.attempts + 1, "
+    "last_error = excluded.last_error"
+)
 _DELETE_ROW: Final = sa.delete(_MIRROR).where(
     _MIRROR.c.job == sa.bindparam("job"), _MIRROR.c.phonenumber == sa.bindparam("phonenumber")
 )
@@ -512,22 +508,25 @@ def record_failed(
     reason: str,
     error: str,
     now: datetime,
+    record_key: str | None = None,
 ) -> None:
     """A write failed: count the attempt, keep the last *confirmed* content.
 
-    A failed create is owned at once (the call may have reached VIPeX, and
-    owning it lets a later delete clean up); a failed adoption is not owned
-    until one succeeds; otherwise ownership is kept as it was.
+    Ownership is never gained here: a failed create or adoption leaves a row
+    that owns nothing (if the call did reach VIPeX, the entry carries the
+    job's tag and the next full resync sees it); a row that owned its number
+    through a confirmed write keeps it.
     """
     _check_action(action)
     _check_number(phonenumber, after, "the attempted")
     error = error[:MAX_ERROR_CHARS]
     session.connection().execute(
-        _UPSERT_FAILED_CREATE if action == "create" else _UPSERT_FAILED_KEEP_OWNER,
+        _UPSERT_FAILED,
         {
             "job": job,
             "phonenumber": phonenumber,
-            "owned": action != "adopt",
+            "owned": False,
+            "record_key": record_key,
             "state": WriteState.FAILED.value,
             "last_error": error,
         },
@@ -556,11 +555,11 @@ def mark_pending_many(
 ) -> int:
     """Mark ``(phonenumber, action, record_key)`` as about to be written.
 
-    Done once, before any write is sent: a row left ``pending`` afterwards
-    is a write whose outcome nobody saw (the process was killed in flight).
-    The confirmed content is never touched, so the next run simply retries.
-    A planned create gets a row with no confirmed content, owned (the call
-    may reach VIPeX); a planned adoption's row is not owned until it succeeds.
+    Done before each phase's writes are sent: a row left ``pending``
+    afterwards is a write whose outcome nobody saw (the process was killed in
+    flight), so the next run treats its VIPeX content as unknown. The
+    confirmed content and ownership are never touched: a planned create gets
+    a row with no confirmed content that owns nothing until VIPeX confirms it.
     Returns how many rows were marked.
     """
     rows = []
@@ -571,7 +570,7 @@ def mark_pending_many(
                 "job": job,
                 "phonenumber": phonenumber,
                 **_content(None),
-                "owned": action != "adopt",
+                "owned": False,
                 "record_key": record_key,
                 "first_written_at": None,
                 "last_written_at": None,
@@ -624,8 +623,11 @@ def record_confirmed_many(
     run_id: int | None,
     updates: Iterable[tuple[str, Entry | None, str | None]],
     now: datetime,
+    reasons: Mapping[str, str] | None = None,
 ) -> int:
     """:func:`record_confirmed` for many ``(phonenumber, entry, record_key)`` at once.
+
+    ``reasons`` replaces the change log's default sentence for some numbers.
 
     A full resync after a lost database learns every row; done one by one
     that is minutes at 100k rows, in batches seconds. Returns how many rows.
@@ -662,7 +664,7 @@ def record_confirmed_many(
                     "before": _json_entry(before.get(n)),
                     "after": _json_entry(e),
                     "outcome": "applied",
-                    "reason": _FORGOTTEN if e is None else _LEARNT,
+                    "reason": (reasons or {}).get(n) or (_FORGOTTEN if e is None else _LEARNT),
                     "api_reason": None,
                     "at": now,
                 }

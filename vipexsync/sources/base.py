@@ -31,11 +31,14 @@ class SourceRecord:
     ``key`` is the CRM's stable id ("" when the record has none); ``fields``
     holds every value as a str ("" for missing/NULL) under the name the
     source uses; ``locator`` says where it came from, for messages.
+    ``problem`` (not "") says why the record could not be read whole: the
+    mapping rejects it, and the entries last written for its key are kept.
     """
 
     key: str
     fields: Mapping[str, str]
     locator: str
+    problem: str = ""
     #: How the key was made, for the report: "" means the configured key
     #: field; otherwise the fallback rule (a digest when the export has no id).
     key_rule: str = ""

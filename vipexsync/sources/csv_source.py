@@ -25,10 +25,15 @@ Config keys (``[jobs.source]`` with ``type = "csv"``):
 A cell may hold several numbers (Google's `` ::: ``, line breaks, or ``,``,
 ``;``, ``/`` between full numbers): the mapping makes each its own entry.
 
-Rows with fewer fields than the header get "" for the missing ones; a row
-with more non-empty fields than the header means the file is malformed and
-stops the read. Blank rows are skipped. A row whose key cell is empty is
-yielded with key "" (the mapping rejects it).
+A row with fewer fields than the header is that record's rejection, never
+padding: it is yielded with its key (when the key's columns are there) and a
+``problem``, so the mapping rejects it and the entries last written for it are
+kept. But a file that ends without a line ending and holds a short row (most
+often its last one) is a file caught mid-write: the read fails (SourceError
+naming the file and the line) and the run deletes nothing. A row with more
+non-empty fields than the header means the file is malformed and stops the
+read. Blank rows are skipped. A row whose key cell is empty is yielded with
+key "" (the mapping rejects it).
 """
 
 from __future__ import annotations
@@ -88,8 +93,9 @@ class CsvSource:
                 "check the source's `path` and the file's permissions"
             ) from None
         with handle:
+            lines = _LastLine(handle)
             try:
-                reader = csv.reader(handle, delimiter=cfg.delimiter, strict=True)
+                reader = csv.reader(lines, delimiter=cfg.delimiter, strict=True)
             except TypeError as exc:
                 raise SourceError(
                     f"{self.description}: invalid delimiter {cfg.delimiter!r} ({exc}); "
@@ -111,18 +117,29 @@ class CsvSource:
                 row_numbers = True
                 rows = 0
                 last_line = reader.line_num
+                first_short = 0
                 for row in reader:
                     line = last_line + 1
                     last_line = reader.line_num
                     if all(not cell.strip("\x00 \t\r\n") for cell in row):
                         continue  # a blank row (or ";;;;") is no record
                     rows += 1
+                    if len(row) < len(columns):
+                        first_short = first_short or line
                     record = self._record(row, columns, f"{name} line {line}", rule)
                     if not key_columns:
-                        record = _with_digest(record, digests)
+                        # A short row's digest names no record the CRM had: no key.
+                        record = _with_digest(record, digests) if not record.problem else record
                     elif row_numbers and record.key not in (str(rows), str(line)):
                         row_numbers = False
                     yield record
+                if first_short and not lines.ended_with_newline:
+                    raise SourceError(
+                        f"{self.description}: line {first_short} has fewer fields than the "
+                        "header and the file does not end with a line ending, so it is being "
+                        "written right now or was cut short; nothing is deleted until it "
+                        "reads completely (the next run tries again)"
+                    )
                 if key_columns and row_numbers and rows > 1:
                     log.warning(
                         "%s: every key of column(s) %s equals its row number; such a key "
@@ -194,7 +211,32 @@ class CsvSource:
         else:
             parts = [fields[c] for c in key_columns]
             key = " | ".join(parts) if any(parts) else ""
+        if len(row) < len(columns):
+            # Read short: the record is rejected, not padded. Its key is kept only
+            # if every key column was there, so the entries written for it are kept.
+            present = {c for c in columns[: len(row)] if c}
+            return SourceRecord(
+                key=key if key_columns and present.issuperset(key_columns) else "",
+                fields=fields,
+                locator=locator,
+                key_rule=rule,
+                problem=f"{locator} has {len(row)} fields but the header has {len(columns)}; "
+                "the record is skipped (its entries are kept) until the CRM export is fixed",
+            )
         return SourceRecord(key=key, fields=fields, locator=locator, key_rule=rule)
+
+
+class _LastLine:
+    """The file's lines, remembering whether the last one had a line ending."""
+
+    def __init__(self, handle: Iterator[str]) -> None:
+        self._handle = handle
+        self.ended_with_newline = True  # an empty file has no unfinished line
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self._handle:
+            self.ended_with_newline = line.endswith(("\n", "\r"))
+            yield line
 
 
 def _with_digest(record: SourceRecord, seen: dict[str, int]) -> SourceRecord:

@@ -7,7 +7,8 @@ flight, and those are repeated harmlessly by the next run (writes are
 create-or-update by number; a delete of a missing entry counts as done).
 
 Creates and updates run first, deletes after all of them finished, so a
-number change creates the new entry before the old one goes.
+number change creates the new entry before the old one goes; a delete that
+requires a write which VIPeX did not confirm is not sent at all.
 
 Where VIPeX clears what a write leaves out (``WriteSemantics.reads_before_update``),
 an update or adoption first reads the entry with ``get_phonebook_entry`` and
@@ -37,6 +38,16 @@ log = logging.getLogger("vipexsync.apply")
 # (each already retried by the client), VIPeX is treated as unreachable and
 # the run stops submitting; the rest is retried by the next run.
 CONSECUTIVE_FAILURE_LIMIT = 20
+
+# The job lock is checked before each phase and every this many submitted
+# writes: often enough that a run which lost its lock stops within a batch,
+# rarely enough that the check (a round trip on PostgreSQL) costs nothing.
+LOCK_CHECK_EVERY = 50
+LOCK_LOST = (
+    "the job lock was lost during the run (the database connection holding it dropped, "
+    "or the lock file was removed); writing stopped so that two processes never write "
+    "the same job at once. The next run takes the lock again and converges"
+)
 
 
 class PhonebookWriter(Protocol):
@@ -93,6 +104,7 @@ class ApplyOutcome:
     applied: Counter[str] = field(default_factory=Counter)
     failed: Counter[str] = field(default_factory=Counter)
     not_attempted: int = 0
+    deferred: int = 0  # deletes not sent: a write they required was not confirmed
     reads: int = 0  # entries read before an update (omitted fields are cleared)
     fatal_error: str | None = None  # why the run stopped submitting, if it did
     stopped: bool = False  # a stop was requested
@@ -159,20 +171,52 @@ def apply_plan(
     journal: Callable[[WriteResult], None],
     stop: threading.Event,
     on_progress: Callable[[int, int], None] | None = None,
+    mark: Callable[[Sequence[Change]], None] | None = None,
+    still_held: Callable[[], bool] | None = None,
+    lock_check_every: int = LOCK_CHECK_EVERY,
     rules: WriteRules = WriteRules(),
 ) -> ApplyOutcome:
-    """Run every change of ``plan``; ``journal`` sees each result on this thread."""
+    """Run every change of ``plan``; ``journal`` sees each result on this thread.
+
+    ``mark`` is told each phase's changes right before they are sent (the
+    runner marks them pending). A delete whose ``requires`` were not all
+    confirmed in the write phase is not sent (counted in ``deferred``).
+    ``still_held`` is asked before each phase and every ``lock_check_every``
+    submissions: a run that lost its job lock stops writing (DESIGN
+    invariant 7) and reports it as its fatal error.
+    """
     outcome = ApplyOutcome()
-    phases = (plan.writes, plan.deletes)
-    total = sum(len(p) for p in phases)
+    writes = plan.writes
+    total = len(writes) + len(plan.deletes)
     done = 0
     consecutive_failures = 0
     halt = threading.Event()  # set on a fatal error: submit nothing more
+    confirmed: set[str] = set()
+    submitted = 0
+    next_check = lock_check_every
+
+    def lock_lost() -> bool:
+        if still_held is None or still_held():
+            return False
+        if outcome.fatal_error is None:
+            outcome.fatal_error = LOCK_LOST
+        halt.set()
+        return True
 
     with ThreadPoolExecutor(
         max_workers=max(1, concurrency), thread_name_prefix="vipex-write"
     ) as pool:
-        for phase in phases:
+        for deleting in (False, True):
+            if stop.is_set() or halt.is_set() or lock_lost():
+                break
+            phase: list[Change] = list(writes)
+            if deleting:
+                # A delete waits for the writes it requires (a number change).
+                phase = [d for d in plan.deletes if confirmed.issuperset(d.requires)]
+                outcome.deferred = len(plan.deletes) - len(phase)
+                done += outcome.deferred
+            if phase and mark is not None:
+                mark(phase)
             pending: set[Future[WriteResult]] = set()
             changes: Iterator[Change] = iter(phase)
             exhausted = False
@@ -180,11 +224,16 @@ def apply_plan(
                 while not exhausted and len(pending) < 2 * max(1, concurrency):
                     if stop.is_set() or halt.is_set():
                         break
+                    if submitted >= next_check:
+                        next_check = submitted + lock_check_every
+                        if lock_lost():
+                            break
                     change = next(changes, None)
                     if change is None:
                         exhausted = True
                         break
                     pending.add(pool.submit(write_one, writer, vipex_id, change, rules))
+                    submitted += 1
                 if not pending:
                     break
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -196,6 +245,7 @@ def apply_plan(
                     action = result.change.action.value
                     if result.ok:
                         outcome.applied[action] += 1
+                        confirmed.add(result.change.phonenumber)
                         consecutive_failures = 0
                     else:
                         outcome.failed[action] += 1
@@ -207,8 +257,6 @@ def apply_plan(
                         )
                     if on_progress is not None:
                         on_progress(done, total)
-            if stop.is_set() or halt.is_set():
-                break
     outcome.not_attempted = total - done
     outcome.stopped = stop.is_set()
     return outcome

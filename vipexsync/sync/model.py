@@ -32,9 +32,14 @@ class Mode(StrEnum):
 class Change:
     """One write the plan asks for.
 
-    ``before`` is what we believe VIPeX holds (the remote entry on a full
-    resync, else the mirror's last confirmed write; ``None`` for a create);
-    ``after`` is what will be written (``None`` for a delete).
+    ``before`` is what we believe VIPeX holds (the listed or looked-up
+    entry, else the mirror's last confirmed write; ``None`` when VIPeX holds
+    nothing there); ``before_known`` is False when nobody knows (a write sent
+    without a look at VIPeX first), and then ``before`` is ``None``.
+    ``after`` is what will be written (``None`` for a delete). ``requires``
+    names the numbers whose writes in this run VIPeX must confirm before this
+    change may run: the new numbers of a record whose number changed, for the
+    delete of its old number (DESIGN: number changed).
     """
 
     action: Action
@@ -43,6 +48,8 @@ class Change:
     after: Entry | None
     reason: str
     record_key: str | None = None
+    requires: tuple[str, ...] = ()
+    before_known: bool = True
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -50,8 +57,10 @@ class Change:
             "phonenumber": self.phonenumber,
             "before": self.before.as_json() if self.before else None,
             "after": self.after.as_json() if self.after else None,
+            "before_known": self.before_known,
             "reason": self.reason,
             "record_key": self.record_key,
+            "requires": list(self.requires),
         }
 
 
@@ -71,9 +80,14 @@ class RemoteView:
 
 @dataclass(frozen=True, slots=True)
 class Policy:
+    """The job's rules. ``foreign_tags`` are the ownership tags of the other
+    jobs on the same subscription: an entry carrying one is that job's, never
+    this one's (DESIGN invariant 2)."""
+
     delete: DeletePolicy
     ownership_tag: str  # "" = none
     managed_field_ids: frozenset[int] = frozenset()
+    foreign_tags: frozenset[str] = frozenset()
     # What VIPeX does with a write (probed or stated): the planner compares the
     # CRM's values in the form VIPeX stores them.
     semantics: WriteSemantics = UNVERIFIED
@@ -93,6 +107,7 @@ class MirrorUpdate:
     phonenumber: str
     entry: Entry | None
     record_key: str | None = None
+    reason: str = ""  # for the change log; "" = the store's default sentence
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +120,16 @@ class Plan:
     drift: int = 0  # owned entries found edited or deleted by hand (full resync)
     owned: int = 0  # entries the daemon owns before this run
     mirror_updates: tuple[MirrorUpdate, ...] = ()
+    # Numbers kept untouched because their CRM record is present but rejected.
+    kept: tuple[str, ...] = ()
+    # Numbers held under another job's ownership tag: neither written nor deleted.
+    conflicts: tuple[str, ...] = ()
+    # Numbers whose VIPeX content had to be looked up first and could not be:
+    # nothing is written for them this run.
+    unchecked: tuple[str, ...] = ()
+    # Old numbers of a changed record whose delete waits for a later run (the
+    # new number could not be written this run).
+    waiting: tuple[str, ...] = ()
 
     def of(self, action: Action) -> tuple[Change, ...]:
         return tuple(c for c in self.changes if c.action is action)

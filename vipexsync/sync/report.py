@@ -87,6 +87,11 @@ class RunReport:
     mirror: int = 0
     remote: int | None = None
     remote_problems: tuple[str, ...] = ()
+    lookups: int = 0  # get_phonebook_entry calls to learn unknown content
+    kept: int = 0  # entries kept because their CRM record is present but rejected
+    conflicts: int = 0  # desired numbers held under another job's ownership tag
+    unchecked: int = 0  # numbers whose look-up failed: nothing written for them
+    deferred_deletes: int = 0  # old numbers kept until their record's new number is written
     api_calls: int = 0
     duration_seconds: float = 0.0
     error: str | None = None
@@ -111,8 +116,10 @@ class RunReport:
             by_code[group.code] += group.count
         return dict(by_code)
 
-    def as_json(self) -> dict[str, object]:
-        return {
+    def as_json(self, *, every_rejection: bool = True) -> dict[str, object]:
+        """The report for scripts; ``every_rejection=False`` leaves out the
+        per-record list (the runs table keeps only the groups)."""
+        data: dict[str, object] = {
             "job": self.job,
             "mode": self.mode,
             "dry_run": self.dry_run,
@@ -133,14 +140,21 @@ class RunReport:
             "source_records": self.source_records,
             "entries": {"desired": self.desired, "mirror": self.mirror, "remote": self.remote},
             "remote_problems": list(self.remote_problems),
+            "lookups": self.lookups,
+            "kept": self.kept,
+            "conflicts": self.conflicts,
+            "unchecked": self.unchecked,
+            "deferred_deletes": self.deferred_deletes,
             "api_calls": self.api_calls,
             "entry_reads": self.entry_reads,
             "duration_seconds": round(self.duration_seconds, 3),
             "error": self.error,
             "first_failures": list(self.first_failures),
-            "rejected": [p.as_json() for p in self.problems],
             "key_rules": {(rule or "configured key"): n for rule, n in self.key_rules.items()},
         }
+        if every_rejection:
+            data["rejected"] = [p.as_json() for p in self.problems]
+        return data
 
     def summary_line(self) -> str:
         """One line per run, for the journal."""
@@ -163,6 +177,9 @@ class RunReport:
             parts.append(f"withheld_deletes={self.withheld_deletes}")
         if self.drift:
             parts.append(f"drift={self.drift}")
+        for name in ("kept", "conflicts", "unchecked", "deferred_deletes", "lookups"):
+            if getattr(self, name):
+                parts.append(f"{name}={getattr(self, name)}")
         parts.append(f"api_calls={self.api_calls}")
         if self.entry_reads:
             parts.append(f"entry_reads={self.entry_reads}")
@@ -221,6 +238,19 @@ class RunReport:
         if self.withheld_deletes:
             lines.append(f"Deletions withheld: {self.withheld_deletes}")
             lines.extend(f"  - {r}" for r in self.guard_reasons)
+        if self.kept:
+            lines.append(f"Kept (their CRM record is present but rejected): {self.kept}")
+        if self.conflicts:
+            lines.append(f"Left alone (another job's ownership tag): {self.conflicts}")
+        if self.unchecked:
+            lines.append(f"Not written (the look-up in VIPeX failed): {self.unchecked}")
+        if self.deferred_deletes:
+            lines.append(
+                f"Old numbers kept until the record's new number is written: "
+                f"{self.deferred_deletes}"
+            )
+        if self.lookups:
+            lines.append(f"Looked up first (get_phonebook_entry): {self.lookups}")
         if self.remote_problems:
             lines.append("Listing problems:")
             lines.extend(f"  - {p}" for p in self.remote_problems)

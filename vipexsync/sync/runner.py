@@ -14,7 +14,8 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vipexsync.config import JobConfig, mapping_fingerprint
 from vipexsync.domain import DesiredEntry, Entry, MirrorEntry, RecordProblem
-from vipexsync.errors import ConfigError, VipexSyncError
+from vipexsync.errors import ApiError, ApiResultError, ConfigError, VipexSyncError
 from vipexsync.mapping import MappingResult, compile_mapping, map_records
 from vipexsync.mirror import findings, store
 from vipexsync.progress import NullProgress, ProgressSink
@@ -34,6 +35,7 @@ from vipexsync.sync.apply import ApplyOutcome, WriteResult, WriteRules, apply_pl
 from vipexsync.sync.guard import guard, withhold_deletes
 from vipexsync.sync.model import (
     Action,
+    Change,
     GuardContext,
     GuardVerdict,
     Mode,
@@ -41,7 +43,12 @@ from vipexsync.sync.model import (
     Policy,
     RemoteView,
 )
-from vipexsync.sync.plan import effective_mode
+from vipexsync.sync.plan import (
+    confirm_listing,
+    effective_mode,
+    full_resync_done,
+    lookups_needed,
+)
 from vipexsync.sync.plan import plan as make_plan
 from vipexsync.sync.report import Outcome, RunReport, group_problems
 from vipexsync.vipex.client import VipexClient
@@ -240,9 +247,13 @@ class JobRun:
         metrics: Metrics | None = None,
         progress: ProgressSink | None = None,
         clock: Callable[[], datetime] = utcnow,
+        still_held: Callable[[], bool] | None = None,
+        foreign_tags: frozenset[str] = frozenset(),
         stated_semantics: StatedSemantics = "probe",
     ) -> None:
         self.job = job
+        self.still_held = still_held
+        self.foreign_tags = foreign_tags
         self.stated_semantics = stated_semantics
         self.client = client
         self.sessions = sessions
@@ -329,7 +340,9 @@ class JobRun:
             },
             guard={"reasons": list(report.guard_reasons), "withheld": report.withheld_deletes},
             error=report.error,
-            report=report.as_json(),
+            # Not every rejected record: at 100k records a run every 5 minutes
+            # would store gigabytes; the groups and their examples stay.
+            report=report.as_json(every_rejection=False),
             now=self.clock(),
         )
         store.set_job_state(session, self.job.name, last_run_at=self.clock())
@@ -407,9 +420,25 @@ class JobRun:
             delete=job.delete,
             ownership_tag=job.ownership_tag,
             managed_field_ids=field_ids,
+            foreign_tags=self.foreign_tags,
             semantics=semantics,
         )
-        planned = make_plan(mapped.desired, mirror, remote, policy)
+        # What VIPeX holds where nobody knows (incremental creates, unconfirmed
+        # writes) or where a complete listing missed an owned entry: one
+        # get_phonebook_entry per number, normally none.
+        needed = lookups_needed(mapped.desired, mirror, remote)
+        lookups = self._look_up(needed, field_ids)
+        if remote is not None:
+            remote = confirm_listing(remote, needed, lookups)
+            remote_problems = remote.problems
+        planned = make_plan(
+            mapped.desired,
+            mirror,
+            remote,
+            policy,
+            rejected_keys=mapped.rejected_keys,
+            lookups=lookups if remote is None else None,
+        )
         verdict = guard(
             planned,
             self._guard_context(mapped, remote, fingerprint_changed),
@@ -420,6 +449,7 @@ class JobRun:
                 log.warning(
                     "job %s: %d deletion(s) withheld: %s", job.name, len(verdict.withheld), reason
                 )
+        self._log_plan_notes(planned)
         self._count_plan(mapped, mirror, remote_count, planned, guard_tripped=verdict.tripped)
         if opts.plan_out is not None:
             write_plan_file(opts.plan_out, planned, verdict, (*mapped.problems, *mapped.notes))
@@ -442,6 +472,11 @@ class JobRun:
             mirror=len(mirror),
             remote=remote_count,
             remote_problems=remote_problems,
+            lookups=len(needed),
+            kept=len(planned.kept),
+            conflicts=len(planned.conflicts),
+            unchecked=len(planned.unchecked),
+            deferred_deletes=len(planned.waiting),
         )
         if opts.dry_run:
             return base
@@ -452,15 +487,20 @@ class JobRun:
         # is retried by the next run, but an operator should know. Refusals of
         # one value (result 0) are listed in the report with VIPeX's reason.
         failed_writes = sum(outcome.failed.values())
-        failed_hard = outcome.fatal_error is not None or outcome.stopped or failed_writes > 0
-        if full and not failed_hard:
+        halted = outcome.fatal_error is not None or outcome.stopped
+        failed_hard = halted or failed_writes > 0 or bool(planned.unchecked)
+        if full_resync_done(
+            opts.mode, remote, halted=halted, source_complete=mapped.source_complete
+        ):
+            # Counts even if some writes failed: they are retried by incremental
+            # runs, so one refused entry does not make every tick a full listing.
             store.set_job_state(
                 session,
                 job.name,
                 last_full_resync_at=self.clock(),
                 mapping_fingerprint=fingerprint,
             )
-        elif state.mapping_fingerprint is None and not failed_hard:
+        elif remote is None and state.mapping_fingerprint is None and not halted:
             store.set_job_state(session, job.name, mapping_fingerprint=fingerprint)
         session.commit()
 
@@ -472,6 +512,12 @@ class JobRun:
                 f"{failed_writes} write(s) were not confirmed by VIPeX; "
                 "they are retried by the next run"
             )
+        elif planned.unchecked and error is None:
+            error = (
+                f"{len(planned.unchecked)} entries could not be looked up in VIPeX first "
+                f"(e.g. {', '.join(planned.unchecked[:3])}); nothing was written for them, "
+                "the next run tries again"
+            )
         result = Outcome.FAILURE if failed_hard else base.outcome
         return replace(
             base,
@@ -479,6 +525,7 @@ class JobRun:
             applied=_counts(outcome.applied),
             failed=_counts(outcome.failed),
             not_attempted=outcome.not_attempted,
+            deferred_deletes=base.deferred_deletes + outcome.deferred,
             entry_reads=outcome.reads,
             error=error,
             first_failures=tuple(self._first_failures),
@@ -506,12 +553,14 @@ class JobRun:
 
     def _apply(self, session: Session, run_id: int, plan: Plan, rules: WriteRules) -> ApplyOutcome:
         job = self.job
-        store.mark_pending_many(
-            session,
-            job=job.name,
-            changes=((c.phonenumber, c.action.value, c.record_key) for c in plan.changes),
-        )
-        session.commit()
+
+        def mark(changes: Sequence[Change]) -> None:
+            store.mark_pending_many(
+                session,
+                job=job.name,
+                changes=((c.phonenumber, c.action.value, c.record_key) for c in changes),
+            )
+            session.commit()
 
         def journal(result: WriteResult) -> None:
             change = result.change
@@ -554,6 +603,7 @@ class JobRun:
                     reason=change.reason,
                     error=result.api_reason or result.error or "unknown error",
                     now=now,
+                    record_key=change.record_key,
                 )
                 if len(self._first_failures) < 5:
                     self._first_failures.append(
@@ -573,8 +623,40 @@ class JobRun:
             journal=journal,
             stop=self.stop,
             on_progress=self.progress.writes,
+            mark=mark,
+            still_held=self.still_held,
             rules=rules,
         )
+
+    def _look_up(
+        self, numbers: Sequence[str], field_ids: frozenset[int]
+    ) -> dict[str, Entry | None]:
+        """``get_phonebook_entry`` of each number: the entry, None if VIPeX has none.
+
+        A number whose look-up failed is left out (its content stays unknown).
+        """
+        found: dict[str, Entry | None] = {}
+        if not numbers:
+            return found
+        job = self.job
+
+        def look(number: str) -> tuple[str, Entry | None, str | None]:
+            try:
+                listed = self.client.get_phonebook_entry(job.vipex_id, number)
+            except ApiResultError:
+                return number, None, None  # VIPeX has no entry for it
+            except ApiError as exc:
+                return number, None, str(exc)
+            return number, remote_entry(listed, field_ids), None
+
+        workers = max(1, min(self.concurrency, len(numbers)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vipex-look") as pool:
+            for number, entry, error in pool.map(look, numbers):
+                if error is None:
+                    found[number] = entry
+                else:
+                    log.warning("job %s: looking up %s failed: %s", job.name, number, error)
+        return found
 
     def _confirm_mirror(
         self, session: Session, run_id: int, plan: Plan, remote: RemoteView | None
@@ -586,6 +668,7 @@ class JobRun:
             run_id=run_id,
             updates=((u.phonenumber, u.entry, u.record_key) for u in plan.mirror_updates),
             now=now,
+            reasons={u.phonenumber: u.reason for u in plan.mirror_updates if u.reason},
         )
         if remote is not None:
             store.mark_seen(session, self.job.name, remote.entries.keys(), now)
@@ -615,6 +698,24 @@ class JobRun:
             by_code[problem.code] = by_code.get(problem.code, 0) + 1
         self.metrics.rejected(name, by_code)
 
+    def _log_plan_notes(self, planned: Plan) -> None:
+        name = self.job.name
+        notes = (
+            (planned.kept, "kept: their CRM record is present but rejected this run"),
+            (planned.conflicts, "left alone: they carry another job's ownership tag"),
+            (planned.unchecked, "not written: the look-up in VIPeX failed"),
+            (planned.waiting, "old numbers kept until their record's new number is written"),
+        )
+        for numbers, what in notes:
+            if numbers:
+                log.warning(
+                    "job %s: %d entries %s (e.g. %s)",
+                    name,
+                    len(numbers),
+                    what,
+                    ", ".join(numbers[:5]),
+                )
+
     def _log_rejections(self, mapped: MappingResult) -> None:
         """One line per rejection reason, then each finding once (never folded)."""
         name = self.job.name
@@ -622,6 +723,8 @@ class JobRun:
             level = logging.WARNING if group.fatal else logging.INFO
             kind = "record(s) or number(s) rejected" if group.fatal else "field(s) dropped or noted"
             log.log(level, "job %s: %d %s (%s)", name, group.count, kind, group.code)
+        # Every rejected record by name (a repeated line once); the notes and
+        # dropped fields, which lose no record, only at DEBUG: they can be many.
         seen: set[str] = set()
         for problem in (*mapped.problems, *mapped.notes):
             line = f"{problem.reason} [{problem.code}]" + (
@@ -630,7 +733,7 @@ class JobRun:
             if line not in seen:
                 seen.add(line)
                 log.log(
-                    logging.WARNING if problem.fatal else logging.INFO, "job %s: %s", name, line
+                    logging.WARNING if problem.fatal else logging.DEBUG, "job %s: %s", name, line
                 )
 
 
