@@ -17,7 +17,9 @@ requires a write which VIPeX did not confirm is not sent at all.
 Where VIPeX clears what a write leaves out (``WriteSemantics.reads_before_update``),
 an update or adoption first reads the entry with ``get_phonebook_entry`` and
 re-sends the custom fields the job does not manage with their current values.
-A listing is not enough: a hand edit made after it would be wiped.
+A listing is not enough: a hand edit made after it would be wiped. So does a
+create sent without a look at VIPeX (``before_known`` False): someone may have
+made the entry by hand.
 """
 
 from __future__ import annotations
@@ -138,7 +140,8 @@ def write_one(
         after = change.after
         assert after is not None, "a create/update/adopt always has an 'after'"
         values = dict(after.custom_fields)
-        if change.action is not Action.CREATE and rules.semantics.reads_before_update:
+        unproven = change.action is not Action.CREATE or not change.before_known
+        if unproven and rules.semantics.reads_before_update:
             reads = 1
             try:
                 current = writer.get_phonebook_entry(vipex_id, after.phonenumber)
