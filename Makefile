@@ -25,9 +25,12 @@ demo: $(STAMP)
 
 # The second pass: integration and end-to-end again, against emulators that
 # clear what a write leaves out (the other reading of the vendor document).
+# The real-Prometheus test waits ~105 s for alerts to fire and resolve and
+# writes nothing an omission could wipe, so it runs once.
 test: $(STAMP)
 	$(BIN)/python -m pytest
-	$(BIN)/python -m pytest tests/integration tests/e2e --emulator-omitted=clear
+	$(BIN)/python -m pytest tests/integration tests/e2e --emulator-omitted=clear \
+		--ignore=tests/e2e/test_prometheus.py
 
 # The deploy/systemd units under a real systemd, in a Debian container (root;
 # Debian packages systemd-container and debootstrap). `make test` skips it.

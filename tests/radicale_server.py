@@ -116,13 +116,14 @@ class RunningRadicale:
         self.session.close()
 
 
-def _config(folder: Path, port: int) -> Path:
+def _config(folder: Path, port: int, tls: tuple[Path, Path] | None) -> Path:
     config = folder / "radicale.conf"
+    ssl = f"ssl = True\ncertificate = {tls[0]}\nkey = {tls[1]}\n" if tls else ""
     config.write_text(
         f"""\
 [server]
 hosts = 127.0.0.1:{port}
-
+{ssl}
 [auth]
 type = htpasswd
 htpasswd_filename = {folder / "users"}
@@ -158,8 +159,13 @@ def _wait_until_up(process: subprocess.Popen[bytes], port: int, log: Path) -> No
 
 
 @contextlib.contextmanager
-def start_radicale(folder: Path, username: str, password: str) -> Iterator[RunningRadicale]:
-    """Radicale on a free loopback port, for this user; killed on exit."""
+def start_radicale(
+    folder: Path, username: str, password: str, *, tls: tuple[Path, Path] | None = None
+) -> Iterator[RunningRadicale]:
+    """Radicale on a free loopback port, for this user; killed on exit.
+
+    ``tls`` is a (certificate, key) pair: Radicale then speaks HTTPS only.
+    """
     if importlib.util.find_spec("radicale") is None:
         raise RadicaleUnavailable("the radicale package is not installed (pip install radicale)")
     folder.mkdir(parents=True, exist_ok=True)
@@ -169,7 +175,7 @@ def start_radicale(folder: Path, username: str, password: str) -> Iterator[Runni
         log = folder / "radicale.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "radicale", "--config", str(_config(folder, port))],
+                [sys.executable, "-m", "radicale", "--config", str(_config(folder, port, tls))],
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -179,7 +185,13 @@ def start_radicale(folder: Path, username: str, password: str) -> Iterator[Runni
             if attempt == 2:
                 raise
             continue
-        running = RunningRadicale(f"http://127.0.0.1:{port}/", username, password, folder, process)
+        scheme = "https" if tls else "http"
+        running = RunningRadicale(
+            f"{scheme}://127.0.0.1:{port}/", username, password, folder, process
+        )
+        if tls:
+            running.session.trust_env = False  # else $REQUESTS_CA_BUNDLE overrides verify
+            running.session.verify = str(tls[0])
         try:
             yield running
         finally:

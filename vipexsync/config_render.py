@@ -256,27 +256,23 @@ def _compact_key(key: Key, mode: Mode, table_path: str) -> list[str]:
     return _with_doc(lines, " ".join([key.doc, facts(key), *key.notes]))
 
 
-class _CardMapping:
-    """Marker: a vCard/CardDAV job's mapping, whose phone_fields and name have defaults."""
-
-
-#: Source types whose jobs may leave the mapping out (config.VCARD_* defaults).
-CARD_SOURCES = CARD_SOURCE_TYPES
-
-
-def _mapping_keys() -> list[Key]:
+def _mapping_keys(source_type: str) -> tuple[Key, ...]:
+    """The mapping's keys; a card job's phone_fields and name have defaults."""
+    if source_type not in CARD_SOURCE_TYPES:
+        return keys_of(MappingConfig)
     card_defaults = {"phone_fields": VCARD_PHONE_FIELDS, "name": VCARD_NAME}
-    return [
+    return tuple(
         dataclasses.replace(key, default=card_defaults[key.name], example=card_defaults[key.name])
         if key.name in card_defaults
         else key
         for key in keys_of(MappingConfig)
-    ]
+    )
 
 
-def _render_keys(cls: type[Any], mode: Mode, table_path: str, *, compact: bool) -> list[str]:
-    """Every declared key of ``cls``; sub-tables last, since TOML keys after one belong to it."""
-    declared = _mapping_keys() if cls is _CardMapping else keys_of(cls)
+def _render_keys(
+    declared: Iterable[Key], mode: Mode, table_path: str, *, compact: bool
+) -> list[str]:
+    """Every key given; sub-tables last, since TOML keys after one belong to it."""
     keys = sorted(declared, key=lambda k: k.kind == "table")
     lines: list[str] = []
     for key in keys:
@@ -301,7 +297,7 @@ def _source_doc(source_type: str) -> str:
 
 def _source_block(source_type: str, mode: Mode, *, compact: bool) -> list[str]:
     doc = _source_doc(source_type)
-    keys = _render_keys(SOURCE_TYPES[source_type], mode, "jobs.source", compact=compact)
+    keys = _render_keys(keys_of(SOURCE_TYPES[source_type]), mode, "jobs.source", compact=compact)
     type_line = f"type = {toml_value(source_type)}"
     if compact:
         return ["# [jobs.source]", *_with_doc([f"# {type_line}"], doc), *keys]
@@ -315,7 +311,7 @@ def _job(source_type: str, mode: Mode) -> list[str]:
     else:
         where = "`vipexsync init --source TYPE` shows the keys of another."
     lines = [*_banner(_JOBS.header, _JOBS.title), *_comment(_JOBS.prose), _JOBS.header]
-    lines += _render_keys(JobConfig, mode, "jobs", compact=False)
+    lines += _render_keys(keys_of(JobConfig), mode, "jobs", compact=False)
     lines += ["", "# -- where the CRM records come from " + "-" * 38]
     lines += _comment(
         _wrapped(f"type is one of: {', '.join(SOURCE_TYPES)}. Each type has its own keys; {where}")
@@ -323,9 +319,7 @@ def _job(source_type: str, mode: Mode) -> list[str]:
     lines += _source_block(source_type, mode, compact=False)
     lines += ["", "# -- how a CRM record becomes phonebook entries " + "-" * 27]
     lines += _comment(_MAPPING_PROSE)
-    mapping = _render_keys(MappingConfig, mode, "jobs.mapping", compact=False)
-    if source_type in CARD_SOURCES:
-        mapping = _render_keys(_CardMapping, mode, "jobs.mapping", compact=False)
+    mapping = _render_keys(_mapping_keys(source_type), mode, "jobs.mapping", compact=False)
     lines += ["[jobs.mapping]", *mapping]
     if mode == "example" and others:
         lines += ["", "", _RULE]
@@ -346,7 +340,7 @@ def _render(source_type: str, mode: Mode) -> str:
     lines = _comment([*(line.format(source=source_type) for line in header), *_COMMON_HEADER])
     for section in _SECTIONS:
         lines += ["", "", *_banner(section.header, section.title), *_comment(section.prose)]
-        lines += [section.header, *_render_keys(section.cls, mode, "", compact=False)]
+        lines += [section.header, *_render_keys(keys_of(section.cls), mode, "", compact=False)]
     lines += ["", "", *_job(source_type, mode)]
     return "\n".join(lines) + "\n"
 

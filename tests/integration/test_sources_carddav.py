@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from radicale_server import Corruption, RunningRadicale, forwarding_proxy
-from support import serve
+from support import self_signed, serve
 from vipexsync.config import CarddavSourceConfig, Secret
 from vipexsync.errors import SourceError
 from vipexsync.sources import SourceRecord, open_source
@@ -464,3 +464,27 @@ def test_a_sync_that_never_ends_fails_the_read(radicale: RunningRadicale, book: 
         url = proxy + book.removeprefix(radicale.url)
         with pytest.raises(SourceError, match="returned the same sync-token again"):
             list(source(radicale, url).read())
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_tls_with_a_private_ca(tmp_path: Path) -> None:
+    from radicale_server import RadicaleUnavailable, start_radicale
+
+    cert, key = self_signed(tmp_path, "radicale")
+    try:
+        context = start_radicale(tmp_path / "radicale", "bob", "bob-jelszó", tls=(cert, key))
+        server = context.__enter__()
+    except RadicaleUnavailable as exc:
+        pytest.skip(f"Radicale cannot start here: {exc}")
+    try:
+        url = server.make_book()
+        assert url.startswith("https://")
+        server.put(url, "company.vcf", CARD_COMPANY)
+        trusted = source(server, url, allow_http=False, ca_bundle=cert)
+        assert [r.key for r in trusted.read()] == ["company-0001"]
+        with pytest.raises(SourceError, match="TLS handshake or certificate check failed"):
+            list(source(server, url, allow_http=False).read())
+        unverified = source(server, url, allow_http=False, verify_tls=False)
+        assert [r.key for r in unverified.read()] == ["company-0001"]
+    finally:
+        context.__exit__(None, None, None)

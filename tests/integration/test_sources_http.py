@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -15,7 +13,7 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from support import serve
+from support import self_signed, serve
 from vipexsync.config import HttpSourceConfig, Secret
 from vipexsync.errors import SourceError
 from vipexsync.sources import SourceRecord, open_source
@@ -374,21 +372,6 @@ def test_endless_paging_is_cut_off_with_an_error(
         read(cfg)
 
     assert app.hits["/endless"] == 5
-
-
-def self_signed(folder: Path, name: str) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and its key, made by openssl."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed; it makes the test certificate")
-    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return cert, key
 
 
 @pytest.fixture

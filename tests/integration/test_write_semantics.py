@@ -263,6 +263,27 @@ def test_unmanaged_fields_survive_every_update(
     assert omission.state.entry(VIPEX_ID, "3619996000") is not None  # foreign entry untouched
 
 
+def test_an_incremental_run_over_a_hand_made_entry_keeps_its_unmanaged_field(
+    omission: RunningEmulator, job_files: Any
+) -> None:
+    clear = omission.state.semantics.omitted == "clear"
+    stated = "clear_omitted" if clear else "keep_omitted"
+    config = job_files(
+        omission, rows(range(1, 2)), custom_fields=CUSTOM_FIELDS, write_semantics=stated
+    )
+    full = run(config, Mode.FULL)
+    assert full.applied == {"create": 1}
+    assert full.entry_reads == 0  # its complete listing showed the number absent
+    # Made by hand after that listing; then the CRM gets the same number. The
+    # incremental run's look-up finds it, and the adoption keeps its field.
+    omission.state.put_entry(VIPEX_ID, number(2), "Kézi", [], "", {3: HAND})
+    write_crm(config.parent / "crm.csv", rows(range(1, 3)))
+    report = run(config)
+    assert report.applied == {"adopt": 1}
+    assert unmanaged(omission, 2) == HAND
+    assert report.entry_reads == (1 if clear else 0)
+
+
 def test_unverified_semantics_in_a_clearing_world_wipe_unmanaged_fields(
     job_files: Any,
 ) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vipexsync.sources import carddav_xml as dav
 from vipexsync.sources.carddav_source import (
@@ -170,3 +172,23 @@ def test_decoded_cards_honour_charset_only_for_quoted_printable() -> None:
     # Read as a file's own bytes instead, the same card is mojibake.
     (as_file,) = parse_vcards(data, origin="a.vcf")
     assert as_file.fields["fn"] != "Tőzsde Árpád"
+
+
+def test_every_truncation_of_an_answer_is_refused() -> None:
+    whole = SYNC_ANSWER.rstrip()
+    for cut in range(len(whole)):
+        with pytest.raises(dav.XmlError):
+            dav.parse_multistatus(whole[:cut])
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.binary(max_size=40), st.integers(min_value=0), st.integers(min_value=0))
+def test_mangled_answers_parse_or_raise_xml_error(junk: bytes, at: int, drop: int) -> None:
+    """Bytes spliced in or cut out anywhere: a Multistatus or an XmlError, nothing else."""
+    at %= len(SYNC_ANSWER)
+    mangled = SYNC_ANSWER[:at] + junk + SYNC_ANSWER[at + drop % 30 :]
+    try:
+        answer = dav.parse_multistatus(mangled)
+    except dav.XmlError:
+        return
+    assert all(response.href for response in answer.responses)

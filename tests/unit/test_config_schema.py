@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from vipexsync.config import (
+    CARD_SOURCE_TYPES,
     SOURCE_TYPES,
     DatabaseConfig,
     JobConfig,
@@ -27,13 +28,7 @@ from vipexsync.config import (
     mapping_fingerprint,
     parse_config,
 )
-from vipexsync.config_render import (
-    CARD_SOURCES,
-    render_example,
-    render_starter,
-    toml_value,
-    write_starter,
-)
+from vipexsync.config_render import render_example, render_starter, toml_value, write_starter
 from vipexsync.config_schema import Key, keys_of
 from vipexsync.errors import ConfigError, UsageError
 
@@ -298,7 +293,7 @@ def test_the_starter_names_what_to_fill_in_then_loads(source_type: str, tmp_path
         for key in keys_of(cls)
         if key.required and not key.secret
     }
-    if source_type in CARD_SOURCES:  # a card job's mapping has defaults for every key
+    if source_type in CARD_SOURCE_TYPES:  # a card job's mapping has defaults for every key
         required -= {"jobs[0].mapping.phone_fields", "jobs[0].mapping.name"}
     assert reported == required
 
@@ -317,7 +312,7 @@ def test_the_starter_names_what_to_fill_in_then_loads(source_type: str, tmp_path
         for key in keys_of(cls):
             if not key.required and not key.custom:
                 assert getattr(section, key.name) == key.default, key.name
-    if source_type in CARD_SOURCES:
+    if source_type in CARD_SOURCE_TYPES:
         assert job.mapping.phone_fields == ("tel_voice",)
         assert job.mapping.name == "{fn|n|org}"
 
