@@ -11,10 +11,10 @@ import logging
 import sys
 import time
 
-from bench import api_calls, first_load, local_cost, wall_time
+from bench import api_calls, first_load, local_cost, targets, wall_time
 from bench.common import BenchOptions, Driver, git_revision, print_machine, say
 
-NAMES = ("api_calls", "wall_time", "local_cost", "first_load")
+NAMES = ("targets", "api_calls", "wall_time", "local_cost", "first_load")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     print_machine()
     started = time.perf_counter()
     with Driver(options) as driver:
+        if "targets" in chosen:
+            targets.run(driver)
         for size in options.sizes:
             if "api_calls" in chosen:
                 api_calls.collect(driver, size)

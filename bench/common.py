@@ -422,6 +422,10 @@ class Workspace:
         """The baseline CRM written out and mapped exactly as a run maps it."""
         rows, _ = crm_rows(size, 0.0)
         write_crm(self.crm, rows)
+        return self.map_crm()
+
+    def map_crm(self) -> dict[str, DesiredEntry]:
+        """The current CRM export mapped exactly as a run maps it."""
         config = self.config(4)
         job = config.jobs[0]
         with VipexClient.from_config(config.vipex) as client:

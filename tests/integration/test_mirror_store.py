@@ -644,3 +644,70 @@ def test_mark_pending_keeps_confirmed_content_and_a_write_clears_it(
         s.commit()
         assert store.load_mirror(s, JOB)["3622222222"].state is WriteState.APPLIED
         assert store.mark_pending_many(s, job=JOB, changes=[]) == 0
+
+
+def test_record_applied_many_leaves_what_one_by_one_leaves(
+    sessions: sessionmaker[Session],
+) -> None:
+    """The runner's batched journal: same rows, same change log, same first-write time.
+
+    Both paths share the statements, so the content is checked outright too.
+    """
+    old = entry("3619996001", name="Old")
+    writes = [
+        store.ConfirmedWrite(
+            "update", old.phonenumber, old, entry(old.phonenumber), "K1", "r1", at(5)
+        ),
+        store.ConfirmedWrite("create", "3619996002", None, entry("3619996002"), "K2", "r2", at(6)),
+        store.ConfirmedWrite("adopt", "3619996003", None, entry("3619996003"), None, "r3", at(7)),
+    ]
+    seen = []
+    for batched in (False, True):
+        with sessions() as s:
+            s.execute(sa.delete(M))
+            s.execute(sa.text("DELETE FROM changes"))
+            applied(s, old, now=at(0))
+            if batched:
+                store.record_applied_many(s, job=JOB, run_id=None, writes=writes)
+            else:
+                for w in writes:
+                    store.record_applied(
+                        s,
+                        job=JOB,
+                        run_id=None,
+                        action=w.action,
+                        phonenumber=w.phonenumber,
+                        before=w.before,
+                        written=w.written,
+                        record_key=w.record_key,
+                        reason=w.reason,
+                        now=w.at,
+                    )
+            s.commit()
+            mirror = store.load_mirror(s, JOB)
+            first = s.execute(
+                sa.select(M.phonenumber, M.first_written_at, M.last_written_at).order_by(
+                    M.phonenumber
+                )
+            ).all()
+            trail = [
+                (c.phonenumber, c.action, c.before, c.after, c.outcome, c.reason, c.at)
+                for c in store.change_log(s, jobs=[JOB], limit=10)
+            ]
+            seen.append((mirror, first, trail))
+    assert seen[0] == seen[1]
+    mirror, first, trail = seen[1]
+    assert mirror[old.phonenumber].written == entry(old.phonenumber)
+    number, first_at, last_at = first[0]
+    assert number == old.phonenumber
+    assert first_at.replace(tzinfo=None) == at(0).replace(tzinfo=None)
+    assert last_at.replace(tzinfo=None) == at(5).replace(tzinfo=None)
+    assert mirror["3619996003"].record_key is None
+    assert [t[0] for t in trail] == [
+        "3619996003",
+        "3619996002",
+        "3619996001",
+        "3619996001",
+    ]
+    assert trail[1][2:] == (None, entry("3619996002"), "applied", "r2", at(6))
+    assert trail[2][1:] == ("update", old, entry(old.phonenumber), "applied", "r1", at(5))

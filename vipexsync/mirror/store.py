@@ -258,19 +258,36 @@ def _journal(
 ) -> None:
     session.connection().execute(
         _INSERT_CHANGE,
-        {
-            "run_id": run_id,
-            "job": job,
-            "phonenumber": phonenumber,
-            "action": action,
-            "before": _json_entry(before),
-            "after": _json_entry(after),
-            "outcome": outcome,
-            "reason": reason,
-            "api_reason": api_reason,
-            "at": now,
-        },
+        _change_row(
+            job, run_id, phonenumber, action, before, after, outcome, reason, api_reason, now
+        ),
     )
+
+
+def _change_row(
+    job: str,
+    run_id: int | None,
+    phonenumber: str,
+    action: str,
+    before: Entry | None,
+    after: Entry | None,
+    outcome: str,
+    reason: str,
+    api_reason: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "job": job,
+        "phonenumber": phonenumber,
+        "action": action,
+        "before": _json_entry(before),
+        "after": _json_entry(after),
+        "outcome": outcome,
+        "reason": reason,
+        "api_reason": api_reason,
+        "at": now,
+    }
 
 
 def _confirmed_row(
@@ -422,6 +439,19 @@ class _MirrorBuilder:
             )
 
 
+@dataclass(frozen=True, slots=True)
+class ConfirmedWrite:
+    """A create/update/adopt VIPeX confirmed, waiting to be journaled."""
+
+    action: str
+    phonenumber: str
+    before: Entry | None
+    written: Entry
+    record_key: str | None
+    reason: str
+    at: datetime
+
+
 @_mirror_errors("recording a confirmed write")
 def record_applied(
     session: Session,
@@ -437,33 +467,61 @@ def record_applied(
     now: datetime,
 ) -> None:
     """VIPeX confirmed a create/update/adopt: the row now holds it, and we own it."""
-    _check_action(action)
-    _check_number(phonenumber, written, "the written")
+    _record_writes(
+        session,
+        job,
+        run_id,
+        [ConfirmedWrite(action, phonenumber, before, written, record_key, reason, now)],
+    )
+
+
+@_mirror_errors("recording confirmed writes")
+def record_applied_many(
+    session: Session, *, job: str, run_id: int | None, writes: Sequence[ConfirmedWrite]
+) -> None:
+    """:func:`record_applied` for each write, in two statements (executemany)."""
+    _record_writes(session, job, run_id, writes)
+
+
+def _record_writes(
+    session: Session, job: str, run_id: int | None, writes: Sequence[ConfirmedWrite]
+) -> None:
+    if not writes:
+        return
+    for write in writes:
+        _check_action(write.action)
+        _check_number(write.phonenumber, write.written, "the written")
     _upsert_confirmed(
         session,
         [
             _confirmed_row(
                 job=job,
-                phonenumber=phonenumber,
-                entry=written,
-                record_key=record_key,
-                written_at=now,
+                phonenumber=w.phonenumber,
+                entry=w.written,
+                record_key=w.record_key,
+                written_at=w.at,
                 seen_at=None,
             )
+            for w in writes
         ],
     )
-    _journal(
-        session,
-        job=job,
-        run_id=run_id,
-        phonenumber=phonenumber,
-        action=action,
-        before=before,
-        after=written,
-        outcome="applied",
-        reason=reason,
-        api_reason=None,
-        now=now,
+    session.connection().execute(
+        _INSERT_CHANGE,
+        [
+            _change_row(
+                job,
+                run_id,
+                w.phonenumber,
+                w.action,
+                w.before,
+                w.written,
+                "applied",
+                w.reason,
+                None,
+                w.at,
+            )
+            for w in writes
+        ],
     )
 
 

@@ -1,10 +1,14 @@
 """Execute a plan against VIPeX with bounded concurrency.
 
 Workers only talk to VIPeX; every outcome comes back to the calling thread,
-which journals it (mirror row + change log, committed at once) before the next
-one is looked at. So a crash at any instant loses at most the writes in
-flight, and those are repeated harmlessly by the next run (writes are
-create-or-update by number; a delete of a missing entry counts as done).
+which journals it (mirror row + change log) before the next one is looked at.
+The runner commits confirmed creates and updates in batches (and whenever
+the workers have been quiet for ``IDLE_SECONDS``, through ``idle``): every
+change was marked pending before it was sent, so a crash loses at most the
+journal of the writes in flight or in the open batch, and the next run looks
+those numbers up (incremental) or sees them listed (full resync) instead of
+trusting them; a set VIPeX already holds is not sent again, and a delete of a
+missing entry counts as done.
 
 Creates and updates run first, deletes after all of them finished, so a
 number change creates the new entry before the old one goes; a delete that
@@ -45,6 +49,9 @@ CONSECUTIVE_FAILURE_LIMIT = 20
 # writes: often enough that a run which lost its lock stops within a batch,
 # rarely enough that the check (a round trip on PostgreSQL) costs nothing.
 LOCK_CHECK_EVERY = 50
+# With nothing finished for this long, apply calls ``idle`` (the runner commits
+# its open journal batch, so a slow VIPeX never keeps the mirror's write lock).
+IDLE_SECONDS = 0.25
 LOCK_LOST = (
     "the job lock was lost during the run (the database connection holding it dropped, "
     "or the lock file was removed); writing stopped so that two processes never write "
@@ -178,6 +185,7 @@ def apply_plan(
     still_held: Callable[[], bool] | None = None,
     lock_check_every: int = LOCK_CHECK_EVERY,
     rules: WriteRules = WriteRules(),
+    idle: Callable[[], None] | None = None,
 ) -> ApplyOutcome:
     """Run every change of ``plan``; ``journal`` sees each result on this thread.
 
@@ -186,7 +194,8 @@ def apply_plan(
     confirmed in the write phase is not sent (counted in ``deferred``).
     ``still_held`` is asked before each phase and every ``lock_check_every``
     submissions: a run that lost its job lock stops writing (DESIGN
-    invariant 7) and reports it as its fatal error.
+    invariant 7) and reports it as its fatal error. ``idle`` is called on this
+    thread whenever no write finished for ``IDLE_SECONDS``.
     """
     outcome = ApplyOutcome()
     writes = plan.writes
@@ -239,7 +248,13 @@ def apply_plan(
                     submitted += 1
                 if not pending:
                     break
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                finished, pending = wait(
+                    pending,
+                    timeout=None if idle is None else IDLE_SECONDS,
+                    return_when=FIRST_COMPLETED,
+                )
+                if not finished and idle is not None:
+                    idle()
                 for future in finished:
                     result = future.result()
                     journal(result)

@@ -141,6 +141,10 @@ def write_plan_file(
     _write_atomically(path, dump)
 
 
+# Confirmed writes journaled per transaction, and the longest a batch stays open.
+JOURNAL_BATCH = 64
+JOURNAL_BATCH_SECONDS = 1.0
+
 REJECTS_COLUMNS = (
     "key",
     "location",
@@ -553,8 +557,23 @@ class JobRun:
 
     def _apply(self, session: Session, run_id: int, plan: Plan, rules: WriteRules) -> ApplyOutcome:
         job = self.job
+        # Confirmed creates and updates are committed JOURNAL_BATCH at a time (or
+        # after JOURNAL_BATCH_SECONDS, or when apply is idle): one transaction per
+        # write cost more CPU than the write itself. Each was marked pending before
+        # it was sent, so a crash before the commit leaves its number pending: the
+        # next run looks it up (or lists it) and finds it done. Failures and
+        # deletes are committed at once.
+        confirmed: list[store.ConfirmedWrite] = []
+        batch_started = 0.0
+
+        def commit() -> None:
+            if confirmed:
+                store.record_applied_many(session, job=job.name, run_id=run_id, writes=confirmed)
+                session.commit()
+                confirmed.clear()
 
         def mark(changes: Sequence[Change]) -> None:
+            commit()
             store.mark_pending_many(
                 session,
                 job=job.name,
@@ -563,10 +582,32 @@ class JobRun:
             session.commit()
 
         def journal(result: WriteResult) -> None:
+            nonlocal batch_started
             change = result.change
             now = self.clock()
-            if result.ok:
-                if change.action is Action.DELETE:
+            if result.ok and change.action is not Action.DELETE:
+                assert change.after is not None
+                if not confirmed:
+                    batch_started = time.monotonic()
+                confirmed.append(
+                    store.ConfirmedWrite(
+                        action=change.action.value,
+                        phonenumber=change.phonenumber,
+                        before=change.before,
+                        written=change.after,
+                        record_key=change.record_key,
+                        reason=change.reason,
+                        at=now,
+                    )
+                )
+                if (
+                    len(confirmed) >= JOURNAL_BATCH
+                    or time.monotonic() - batch_started >= JOURNAL_BATCH_SECONDS
+                ):
+                    commit()
+            else:
+                commit()  # the change log keeps the order results arrived in
+                if result.ok:
                     store.record_deleted(
                         session,
                         job=job.name,
@@ -578,44 +619,30 @@ class JobRun:
                         now=now,
                     )
                 else:
-                    assert change.after is not None
-                    store.record_applied(
+                    store.record_failed(
                         session,
                         job=job.name,
                         run_id=run_id,
                         action=change.action.value,
                         phonenumber=change.phonenumber,
                         before=change.before,
-                        written=change.after,
-                        record_key=change.record_key,
+                        after=change.after,
                         reason=change.reason,
+                        error=result.api_reason or result.error or "unknown error",
                         now=now,
+                        record_key=change.record_key,
                     )
-            else:
-                store.record_failed(
-                    session,
-                    job=job.name,
-                    run_id=run_id,
-                    action=change.action.value,
-                    phonenumber=change.phonenumber,
-                    before=change.before,
-                    after=change.after,
-                    reason=change.reason,
-                    error=result.api_reason or result.error or "unknown error",
-                    now=now,
-                    record_key=change.record_key,
-                )
-                if len(self._first_failures) < 5:
-                    self._first_failures.append(
-                        f"{change.phonenumber} {change.action.value}: {result.error}"
-                    )
-            session.commit()
+                    if len(self._first_failures) < 5:
+                        self._first_failures.append(
+                            f"{change.phonenumber} {change.action.value}: {result.error}"
+                        )
+                session.commit()
             if self.metrics is not None:
                 self.metrics.change_applied(
                     job.name, change.action.metric_action, "applied" if result.ok else "failed"
                 )
 
-        return apply_plan(
+        outcome = apply_plan(
             plan,
             writer=self.client,
             vipex_id=job.vipex_id,
@@ -626,7 +653,12 @@ class JobRun:
             mark=mark,
             still_held=self.still_held,
             rules=rules,
+            idle=commit,
         )
+        # Raised out of apply (a database error), the open batch is left as after a
+        # crash: pending rows that the next run looks up.
+        commit()
+        return outcome
 
     def _look_up(
         self, numbers: Sequence[str], field_ids: frozenset[int]
