@@ -575,7 +575,10 @@ def _phone_results(
     def is_number(text: str) -> bool:
         return not isinstance(phones.normalize(text), PhoneError)
 
-    return [(raw, phones.normalize(raw)) for raw in split_phone_list(value, is_number)]
+    # A value of separators alone (";", " ::: ") splits into nothing: it is
+    # then judged whole, so its error names it and the record is not lost.
+    pieces = split_phone_list(value, is_number) or [value]
+    return [(raw, phones.normalize(raw)) for raw in pieces]
 
 
 def _add_number(

@@ -3,6 +3,8 @@ and where each finding points (location, display name)."""
 
 from __future__ import annotations
 
+import pytest
+
 from vipexsync.config import MappingConfig
 from vipexsync.mapping import compile_mapping, map_records
 from vipexsync.sources.base import SourceRecord
@@ -90,6 +92,17 @@ def test_every_problem_carries_the_records_location() -> None:
         ("missing_key", "c.vcf card 9"),
     }
     assert all(p.display_name in ("Kiss Anna", "X") for p in result.problems)
+
+
+@pytest.mark.parametrize("value", [";", " ::: ", ", /"])
+def test_a_cell_of_separators_alone_is_rejected_not_lost(value: str) -> None:
+    # Found by the mapping property test: it split into nothing, so the record
+    # yielded neither an entry nor a problem.
+    result = run(card("a", tel_voice=value))
+
+    assert not result.desired
+    [problem] = result.problems
+    assert (problem.record_key, problem.code) == ("a", "invalid_phone")
 
 
 def test_several_numbers_in_one_cell_become_entries_and_a_bad_one_is_rejected_alone() -> None:

@@ -568,6 +568,16 @@ def test_number_change_delete_requires_the_new_numbers_write(full: bool) -> None
     assert [(c.action, c.phonenumber, c.requires) for c in p.changes] == [(Action.DELETE, B, ())]
 
 
+def test_a_delete_requires_the_new_numbers_in_one_order_whatever_the_input_order() -> None:
+    # Found by the determinism property test: `requires` followed dict order.
+    old = entry(C)
+    news = [want(entry(A), key="r1"), want(entry(B), key="r1")]
+    mirror = mirror_of(row(C, old, key="r1"))
+    forward = plan(desired_of(*news), mirror, None, policy(), lookups={A: None, B: None})
+    backward = plan(desired_of(*news[::-1]), mirror, None, policy(), lookups={B: None, A: None})
+    assert forward.deletes[0].requires == backward.deletes[0].requires == (A, B)
+
+
 def test_number_change_waits_when_the_new_number_cannot_be_written() -> None:
     """Issue 9 item 3: a failed look-up of the new number keeps the old entry."""
     old = entry(B)

@@ -212,7 +212,7 @@ class _Builder:
             if any(n in blocked for n in new):
                 waiting.append(change.phonenumber)
                 continue
-            requires = tuple(n for n in new if n in written)
+            requires = tuple(sorted(n for n in new if n in written))
             deletes.append(replace(change, requires=requires) if requires else change)
         return deletes, waiting
 
