@@ -187,6 +187,27 @@ def test_rejected_record_keeps_its_entries(
     assert report.rejected_records == 1
 
 
+@pytest.mark.parametrize("mode", [Mode.INCREMENTAL, Mode.FULL])
+def test_rejected_records_number_is_not_taken_over_by_a_record_with_its_content(
+    vipex: Vipex, job_files: Any, run: Run, mode: Mode
+) -> None:
+    """Found by the state machine: record 2 is rejected, record 20 arrives with record 2's
+    very number and content (a noop), then record 20 goes: record 2 still keeps its entry."""
+    config = job_files(vipex, rows(range(1, 4)))
+    run(config, Mode.FULL)
+    rejected = rows(range(1, 4))
+    rejected[1].update(last_name="", first_name="")
+    twin = crm_row(20, phone(2), "Ügyfél2 Anna")
+    write_crm(config.parent / "crm.csv", [*rejected, twin])
+    taken = run(config, mode)
+    assert (taken.outcome, sum(taken.applied.values())) == (Outcome.SUCCESS, 0)
+    write_crm(config.parent / "crm.csv", rejected)
+    report = run(config, mode)
+    assert report.applied.get("delete", 0) == 0, report
+    assert report.kept == 1
+    assert vipex.book()[number(2)]["name"] == "Ügyfél2 Anna"
+
+
 def test_duplicate_key_and_short_row_keep_their_entries(
     vipex: Vipex, job_files: Any, run: Run
 ) -> None:

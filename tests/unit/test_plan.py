@@ -599,6 +599,29 @@ def test_present_but_rejected_record_keeps_its_entries(full: bool, delete: Delet
     assert p.kept == (A,)
 
 
+@pytest.mark.parametrize("full", [False, True])
+def test_a_rejected_records_number_does_not_change_hands_without_a_write(full: bool) -> None:
+    """Invariant 5: another record wanting the same content at a rejected record's number
+    takes nothing over, so the number stays kept when that other record leaves the CRM.
+
+    (The state machine found it: r1 rejected, r2 added with r1's very content and
+    number, a noop re-attributed the number to r2, r2 removed, the entry deleted.)
+    """
+    held = entry(A)
+    mirror = mirror_of(row(A, held, key="r1"))
+    remote = remote_of(held) if full else None
+    rejected = frozenset({"r1"})
+    p = plan(desired_of(want(held, key="r2")), mirror, remote, policy(), rejected_keys=rejected)
+    assert p.changes == ()
+    assert all(u.record_key == "r1" for u in p.mirror_updates), p.mirror_updates
+    # r2 leaves the CRM while r1 is still present but rejected: A is kept
+    p = plan({}, mirror, remote, policy(), rejected_keys=rejected)
+    assert (p.changes, p.kept) == ((), (A,))
+    # once r1 is valid or gone, a noop for another record does re-attribute the number
+    p = plan(desired_of(want(held, key="r2")), mirror, remote, policy())
+    assert [u.record_key for u in p.mirror_updates] == ["r2"]
+
+
 OTHER_TAG = "crm-sync-b"
 
 

@@ -86,17 +86,21 @@ def _differ(desired: Entry, current: Entry) -> str:
     return f"{', '.join(fields)} {verb}"
 
 
-def _mirror_is_current(row: MirrorEntry, want: DesiredEntry, *, owned: bool = False) -> bool:
+def _mirror_is_current(
+    row: MirrorEntry, want: DesiredEntry, key: str | None, *, owned: bool = False
+) -> bool:
     """Whether the mirror row already records ``want`` as applied (and owned, if asked).
 
-    Only VIPeX's own word (a listing or a look-up) may confirm ownership; a
-    confirmed mirror row just gets a stale record key cleared.
+    ``key`` is the record the number should be attributed to (see
+    :meth:`_Builder.record_key`). Only VIPeX's own word (a listing or a
+    look-up) may confirm ownership; a confirmed mirror row just gets a stale
+    record key cleared.
     """
     return (
         (row.owned or not owned)
         and row.state is WriteState.APPLIED
         and row.written == want.entry
-        and row.record_key == want.record_key
+        and row.record_key == key
     )
 
 
@@ -181,8 +185,22 @@ class _Builder:
             return
         self.deletes.append(Change(Action.DELETE, number, before, None, reason, record_key))
 
-    def learn(self, number: str, want: DesiredEntry) -> None:
-        self.mirror_updates.append(MirrorUpdate(number, want.entry, want.record_key))
+    def record_key(self, row: MirrorEntry | None, want: DesiredEntry) -> str | None:
+        """The record a number is attributed to when it needs no write.
+
+        A number last written for a record that is present but rejected this
+        run stays that record's (DESIGN invariant 5) even when another record
+        now wants the same content there: without a write nothing changed
+        hands, and the rejected record must not lose its entry when the other
+        one later leaves the CRM. A confirmed write for ``want`` does move it.
+        """
+        if row is not None and row.record_key is not None and row.record_key in self.rejected_keys:
+            return row.record_key
+        return want.record_key
+
+    def learn(self, number: str, want: DesiredEntry, row: MirrorEntry | None) -> None:
+        key = self.record_key(row, want)
+        self.mirror_updates.append(MirrorUpdate(number, want.entry, key))
 
     def forget(self, number: str, row: MirrorEntry, reason: str = "") -> None:
         self.mirror_updates.append(MirrorUpdate(number, None, row.record_key, reason))
@@ -258,8 +276,8 @@ def _from_mirror(
         assert row.written is not None
         if same_content(target, row.written):
             b.noop += 1
-            if not _mirror_is_current(row, want):
-                b.learn(number, want)
+            if not _mirror_is_current(row, want, b.record_key(row, want)):
+                b.learn(number, want, row)
         else:
             reason = f"{_fields_text(target, row.written)} changed in CRM"
             b.change(Action.UPDATE, number, row.written, target, reason, want.record_key)
@@ -317,8 +335,8 @@ def _from_remote(
     if same_content(target, held):
         # VIPeX holds the desired content: nothing to write.
         b.noop += 1
-        if row is None or not _mirror_is_current(row, want, owned=True):
-            b.learn(number, want)
+        if row is None or not _mirror_is_current(row, want, b.record_key(row, want), owned=True):
+            b.learn(number, want, row)
         return
     if not owns(row, held, policy):
         b.change(Action.ADOPT, number, held, target, REASON_ADOPT, want.record_key)
