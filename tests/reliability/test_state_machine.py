@@ -1031,7 +1031,6 @@ class SyncMachine(RuleBasedStateMachine):
             if content(before[num]) != content(after[num]) and num != swapped:
                 assert num in mine, f"{num} was changed by {spec.name} but it is not its number"
         # what the run confirmed (the answer came back) updates the model
-        written: set[str] = set()
         for i, (_, action, num) in enumerate(log):
             if unconfirmed is not None and i >= unconfirmed:
                 break
@@ -1042,18 +1041,19 @@ class SyncMachine(RuleBasedStateMachine):
                 job.hand_touched.discard(num)
                 if num in desired:
                     job.owner_keys[num] = {desired[num][0]}
-                    written.add(num)
             else:
                 job.must_own.discard(num)
                 job.owner_keys.pop(num, None)
-        # A number the run did not (confirmedly) write may still change hands: a
-        # record that wants the content the mirror says VIPeX holds there is a
-        # noop, and the mirror then attributes the number to that record (two
-        # records with one content, the lower key winning after a change). Not
-        # so away from a record present but rejected this run: its number stays
-        # its own until a confirmed write for another record (invariant 5).
+        # A number the run did not write may still change hands: a record that
+        # wants the content the mirror says VIPeX holds there is a noop, and the
+        # mirror then attributes the number to that record (two records with one
+        # content, the lower key winning after a change). Not so away from a
+        # record present but rejected this run: its number stays its own until a
+        # confirmed write for another record (invariant 5). (A write the run sent
+        # but did not confirm, a kill in flight, attributes nothing.)
+        sent = {num for _, _, num in log}
         for num, (key, _) in desired.items():
-            if num in written:
+            if num in sent:
                 continue
             keys = job.owner_keys.setdefault(num, set())
             if not keys or not keys <= rejected:
