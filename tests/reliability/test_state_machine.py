@@ -1044,22 +1044,24 @@ class SyncMachine(RuleBasedStateMachine):
             else:
                 job.must_own.discard(num)
                 job.owner_keys.pop(num, None)
+        # 3. the mirror tells the truth
+        mirror_after = self._mirror(spec.name)
         # A number the run did not write may still change hands: a record that
         # wants the content the mirror says VIPeX holds there is a noop, and the
         # mirror then attributes the number to that record (two records with one
-        # content, the lower key winning after a change). Not so away from a
-        # record present but rejected this run: its number stays its own until a
+        # content, the lower key winning after a change). The model follows such
+        # a move only where the mirror made it, and never away from a record
+        # present but rejected this run: its number stays its own until a
         # confirmed write for another record (invariant 5). (A write the run sent
         # but did not confirm, a kill in flight, attributes nothing.)
         sent = {num for _, _, num in log}
         for num, (key, _) in desired.items():
-            if num in sent:
+            row = mirror_after.get(num)
+            if num in sent or row is None or row.record_key != str(key):
                 continue
             keys = job.owner_keys.setdefault(num, set())
             if not keys or not keys <= rejected:
                 keys.add(key)
-        # 3. the mirror tells the truth
-        mirror_after = self._mirror(spec.name)
         for num, row in mirror_after.items():
             if row.written is None:
                 continue
