@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -110,6 +112,20 @@ name = "{{name}}"
 """
 
 
+def run_cli(
+    config: Path, *args: str, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m vipexsync --config CONFIG ARGS...`` as a subprocess, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "vipexsync", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=cli_environ(env),
+        check=False,
+    )
+
+
 def write_minimal_config(folder: Path, vipex_extra: str = "", mode: int = 0o600) -> Path:
     """A smallest valid vipexsync.toml (one CSV job) in ``folder``, with ``mode``.
 
@@ -190,7 +206,6 @@ tags = ["{{segment}}"]
 def self_signed(folder: Path, name: str) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 and its key, made by openssl."""
     import shutil
-    import subprocess
 
     import pytest
 

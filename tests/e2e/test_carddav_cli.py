@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from radicale_server import PASSWORD, RunningRadicale, vcard, write_job_config
-from support import cli_environ, serve_empty_vipex
+from support import run_cli as cli
+from support import serve_empty_vipex
 
 VIPEX_ID = "1643897"
-
-
-def cli(
-    config: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vipexsync", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=cli_environ(env),
-        check=False,
-    )
 
 
 def test_check_and_sync_read_the_address_book(radicale: RunningRadicale, tmp_path: Path) -> None:

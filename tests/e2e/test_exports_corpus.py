@@ -16,14 +16,13 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from support import cli_environ, serve_empty_vipex
+from support import run_cli as cli
+from support import serve_empty_vipex
 from vipexsync.emulator.server import RunningEmulator
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "exports"
@@ -154,17 +153,6 @@ REJECTED = {
 def vipex() -> Iterator[RunningEmulator]:
     with serve_empty_vipex(*IDS.values()) as running:
         yield running
-
-
-def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vipexsync", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=cli_environ(),
-        check=False,
-    )
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,21 +12,11 @@ import pytest
 import sqlalchemy as sa
 from e2e.daemon_harness import Daemon, daemon_config, free_port, wait_for
 
-from support import cli_environ, crm_row, serve_empty_vipex, write_crm
+from support import crm_row, serve_empty_vipex, write_crm
+from support import run_cli as cli
 from vipexsync.mirror.models import ChangeRow, RunRow
 
 VIPEX_ID = "1643897"
-
-
-def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vipexsync", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=cli_environ(),
-        check=False,
-    )
 
 
 def age_everything(database: Path, days: int) -> None:

@@ -15,22 +15,12 @@ import pytest
 import requests
 
 from support import cli_environ, crm_row, serve_empty_vipex
+from support import run_cli as cli
 from vipexsync.emulator.semantics import Semantics
 from vipexsync.emulator.server import RunningEmulator
 from vipexsync.probe import DEFAULT_PROBE_NUMBER
 
 VIPEX_ID = "1643897"
-
-
-def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vipexsync", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=cli_environ(),
-        check=False,
-    )
 
 
 @pytest.fixture(params=["keep", "clear"])
