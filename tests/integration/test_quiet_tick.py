@@ -86,7 +86,8 @@ def settled(vipex: RunningEmulator, job_files: Any, run: Run, **overrides: Any) 
     )
     assert run(config, Mode.FULL).applied == {"create": 6}
     first = run(config)
-    assert first.outcome is Outcome.SUCCESS and first.unchanged_since is None
+    assert first.outcome is Outcome.SUCCESS
+    assert first.unchanged_since is None
     return config
 
 
@@ -123,7 +124,8 @@ def test_an_unchanged_tick_is_the_stored_run_again(
     metrics = Metrics(registry)
     report = run(config, metrics=metrics)
     assert report.unchanged_since == normal.run_id
-    assert report.run_id is not None and report.run_id > (normal.run_id or 0)
+    assert report.run_id is not None
+    assert report.run_id > (normal.run_id or 0)
     assert report.outcome is Outcome.SUCCESS
     # The custom-field call is still made (a relabel is noticed); nothing else.
     assert vipex.app.request_counts() == {"get_phonebook_custom_field_list": 1}
@@ -148,7 +150,8 @@ def test_an_unchanged_tick_is_the_stored_run_again(
             last = store.last_runs(session, "crm", limit=1)[0]
     finally:
         engine.dispose()
-    assert last.id == report.run_id and last.outcome == "success"
+    assert last.id == report.run_id
+    assert last.outcome == "success"
     assert last.counts["planned_noop"] == 5
 
     assert run(config).unchanged_since == normal.run_id  # and again
@@ -177,7 +180,8 @@ def test_an_edit_with_the_same_size_and_mtime_is_read(
     stat = csv.stat()
     data = csv.read_bytes()
     edited = data.replace("Ügyfél3,Anna".encode(), "Ügyfél3,Anne".encode())
-    assert edited != data and len(edited) == len(data)
+    assert edited != data
+    assert len(edited) == len(data)
     csv.write_bytes(edited)
     os.utime(csv, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert csv.stat().st_mtime_ns == stat.st_mtime_ns
@@ -311,10 +315,12 @@ def test_withheld_deletions_are_withheld_every_tick(
     config = settled(vipex, job_files, run, max_deletes=2)
     write_crm(config.parent / "crm.csv", rows(range(1, 3), kind=" kiemelt "))
     first = run(config)
-    assert first.outcome is Outcome.GUARDED and first.withheld_deletes == 4
+    assert first.outcome is Outcome.GUARDED
+    assert first.withheld_deletes == 4
     again = run(config)
     assert again.unchanged_since is None
-    assert again.outcome is Outcome.GUARDED and again.withheld_deletes == 4
+    assert again.outcome is Outcome.GUARDED
+    assert again.withheld_deletes == 4
 
 
 def test_a_full_resync_lists_and_repairs(vipex: RunningEmulator, job_files: Any, run: Run) -> None:
