@@ -1,7 +1,8 @@
 """The quiet tick (vipexsync/sync/quiet.py): taken only when the normal path would do nothing.
 
-Each "not taken" test names the defect it catches; the defect was planted by
-hand (see the issue-13 notes in bench/RESULTS.md) and the test failed with it.
+Each "not taken" test names the defect it catches: planted by hand, the
+defect made that test fail (2026-11-30). Where two guards hold the same case,
+the docstring says which were removed together.
 """
 
 from __future__ import annotations
@@ -246,7 +247,9 @@ def test_another_replicas_write_invalidates_the_key(
     the CRM went back to the content of the stored key, but VIPeX and the mirror
     hold the replica's write, so this tick must write the entry back.
 
-    Defect caught: the confirmed-write journal not bumping the generation."""
+    Defect caught: the write journal not bumping the generation (the pending
+    marker's and the confirmed write's bumps removed together: every write is
+    marked pending first, so either one alone catches it)."""
     config = settled(vipex, job_files, run)
     csv = config.parent / "crm.csv"
     original = csv.read_bytes()
@@ -311,7 +314,9 @@ def test_a_custom_field_relabel_in_vipex_is_read(
 def test_withheld_deletions_are_withheld_every_tick(
     vipex: RunningEmulator, job_files: Any, run: Run
 ) -> None:
-    """Defect caught: a guarded run counted as having nothing to do."""
+    """Defect caught: a guarded run counted as having nothing to do (removed
+    together: nothing_to_do's outcome, planned-changes, withheld and guard-reason
+    checks and the runner's success check before storing)."""
     config = settled(vipex, job_files, run, max_deletes=2)
     write_crm(config.parent / "crm.csv", rows(range(1, 3), kind=" kiemelt "))
     first = run(config)
