@@ -46,6 +46,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -55,8 +56,10 @@ from vipexsync import __version__
 from vipexsync.sync.report import Outcome, RejectionGroup, RunReport
 
 if TYPE_CHECKING:
-    from vipexsync.config import JobConfig
+    from vipexsync.config import Config, JobConfig
     from vipexsync.vipex.models import CustomField
+
+log = logging.getLogger("vipexsync.run")
 
 KEY_VERSION = "quiet-1"
 CHANGE_ACTIONS = ("create", "update", "adopt", "delete")
@@ -67,6 +70,15 @@ def _versions() -> str:
     import phonenumbers  # its metadata decides how every number is read
 
     return f"{__version__}|phonenumbers {phonenumbers.__version__}|{sys.version_info[:2]}"
+
+
+def foreign_tags(config: Config, job: JobConfig) -> frozenset[str]:
+    """The ownership tags of the other jobs on ``job``'s subscription."""
+    return frozenset(
+        other.ownership_tag
+        for other in config.jobs
+        if other.vipex_id == job.vipex_id and other.name != job.name and other.ownership_tag
+    )
 
 
 def config_digest(job: JobConfig, *, foreign_tags: Iterable[str], stated_semantics: str) -> str:
@@ -172,7 +184,7 @@ def summary(report: RunReport) -> str:
         "key_rules": dict(report.key_rules),
         "rejections": [[g.code, g.count, g.fatal, list(g.examples)] for g in report.rejections],
     }
-    return json.dumps(data, ensure_ascii=False, sort_keys=True)
+    return json.dumps(data, ensure_ascii=False)
 
 
 def quiet_report(stored: str, *, job: str, run_id: int | None) -> RunReport:
@@ -197,3 +209,18 @@ def quiet_report(stored: str, *, job: str, run_id: int | None) -> RunReport:
         key_rules={str(k): int(v) for k, v in data["key_rules"].items()},
         unchanged_since=data["run_id"],
     )
+
+
+def log_quiet_tick(report: RunReport) -> None:
+    """The log lines of a quiet tick: why nothing was read, and the rejections as before."""
+    name = report.job
+    log.info(
+        "job %s: source, configuration, custom fields and mirror unchanged since run %s, "
+        "which had nothing to do; not read again",
+        name,
+        report.unchanged_since,
+    )
+    for group in report.rejections:
+        level = logging.WARNING if group.fatal else logging.INFO
+        kind = "record(s) or number(s) rejected" if group.fatal else "field(s) dropped or noted"
+        log.log(level, "job %s: %d %s (%s)", name, group.count, kind, group.code)

@@ -287,3 +287,20 @@ class RunReport:
         )
         lines.append(f"API calls: {self.api_calls}{reads}; duration {self.duration_seconds:.2f} s")
         return "\n".join(lines)
+
+
+def run_counts(report: RunReport) -> dict[str, int]:
+    """The runs table's ``counts`` of a finished run."""
+    return {
+        **{f"planned_{k}": v for k, v in report.planned.items()},
+        **{f"applied_{k}": v for k, v in report.applied.items()},
+        **{f"failed_{k}": v for k, v in report.failed.items()},
+        "rejected": report.rejected_records,
+        "withheld_deletes": report.withheld_deletes,
+        "drift": report.drift,
+    }
+
+
+def run_guard(report: RunReport) -> dict[str, object]:
+    """The runs table's ``guard`` of a finished run."""
+    return {"reasons": list(report.guard_reasons), "withheld": report.withheld_deletes}

@@ -52,7 +52,7 @@ from vipexsync.sync.plan import (
     lookups_needed,
 )
 from vipexsync.sync.plan import plan as make_plan
-from vipexsync.sync.report import Outcome, RunReport, group_problems
+from vipexsync.sync.report import Outcome, RunReport, group_problems, run_counts, run_guard
 from vipexsync.vipex.client import VipexClient
 from vipexsync.vipex.models import CustomField, PhonebookEntry
 
@@ -349,15 +349,8 @@ class JobRun:
             session,
             report.run_id or 0,
             outcome=report.outcome.value,
-            counts={
-                **{f"planned_{k}": v for k, v in report.planned.items()},
-                **{f"applied_{k}": v for k, v in report.applied.items()},
-                **{f"failed_{k}": v for k, v in report.failed.items()},
-                "rejected": report.rejected_records,
-                "withheld_deletes": report.withheld_deletes,
-                "drift": report.drift,
-            },
-            guard={"reasons": list(report.guard_reasons), "withheld": report.withheld_deletes},
+            counts=run_counts(report),
+            guard=run_guard(report),
             error=report.error,
             # Not every rejected record: at 100k records a run every 5 minutes
             # would store gigabytes; the groups and their examples stay.
@@ -594,16 +587,7 @@ class JobRun:
         self._quiet_tick = True
         report = quiet.quiet_report(stored, job=self.job.name, run_id=run_id)
         name = self.job.name
-        log.info(
-            "job %s: source, configuration, custom fields and mirror unchanged since run %s, "
-            "which had nothing to do; not read again",
-            name,
-            report.unchanged_since,
-        )
-        for group in report.rejections:
-            level = logging.WARNING if group.fatal else logging.INFO
-            kind = "record(s) or number(s) rejected" if group.fatal else "field(s) dropped or noted"
-            log.log(level, "job %s: %d %s (%s)", name, group.count, kind, group.code)
+        quiet.log_quiet_tick(report)
         if self.metrics is not None:
             self.metrics.planned(name, report.planned)
             self.metrics.guard(name, False)
