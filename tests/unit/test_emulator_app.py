@@ -940,6 +940,11 @@ def test_hang_runs_the_action_then_answers_normally() -> None:
     api = Api(faults=Faults(hang_rate=1.0, hang_seconds=0.01))
     ok(api.get(**ENTRY))
     assert api.state.entry(A, "36123456789") is not None
+    assert api.app.held_writes() == {0}  # the write log says its answer was held back
+    api.app.faults.reset()
+    ok(api.get(**ENTRY))
+    assert api.app.held_writes() == {0}
+    assert len(api.app.write_log()) == 2
 
 
 def test_page_shift_inserts_rows_before_later_pages() -> None:

@@ -111,6 +111,8 @@ class EmulatorApp:
         # (user, action, phonenumber) of every phonebook write that changed the
         # state, appended after the change listeners ran (see write_log()).
         self._writes: list[tuple[str, str, str]] = []
+        # indices into _writes of the writes whose answer a hang fault held back
+        self._held: set[int] = set()
 
     def __repr__(self) -> str:
         return f"EmulatorApp(users={sorted(self._credentials)!r})"
@@ -137,6 +139,16 @@ class EmulatorApp:
         """
         with self._counts_lock:
             return list(self._writes)
+
+    def held_writes(self) -> frozenset[int]:
+        """Indices into :meth:`write_log` of the writes whose answer a hang fault held back.
+
+        Such a write changed the state at once, but its answer was sent only
+        after ``Faults.hang_seconds``: a client whose timeout is shorter never
+        learns that it landed.
+        """
+        with self._counts_lock:
+            return frozenset(self._held)
 
     def release_waits(self) -> None:
         """End every latency/hang sleep now (used when the server stops)."""
@@ -202,6 +214,8 @@ class EmulatorApp:
             if action_name in _PHONEBOOK_WRITES:
                 user = request.authorization.username if request.authorization else None
                 with self._counts_lock:
+                    if decision.hang > 0:
+                        self._held.add(len(self._writes))
                     self._writes.append((user or "", action_name, str(params.raw("phonenumber"))))
         self._wait(decision.hang)
         return response
