@@ -111,13 +111,14 @@ def _tick(
 
 
 def _custom_fields(config: Config, job: JobConfig) -> tuple[tuple[CustomField, ...], int]:
-    """The custom-field call the normal path makes (none when the mapping has none)."""
+    """The custom-field call the normal path makes (none when the mapping has none),
+    with the standard library (vipex/lean.py): a failure raises, and the tick
+    runs the normal way."""
     if not job.mapping.custom_fields:
         return (), 0
-    from vipexsync.vipex.client import VipexClient
+    from vipexsync.vipex.lean import custom_fields
 
-    client = VipexClient.from_config(config.vipex)
     try:
-        return client.get_phonebook_custom_field_list(job.vipex_id), client.request_count
-    finally:
-        client.close()
+        return custom_fields(config.vipex, job.vipex_id), 1
+    except ValueError as exc:  # e.g. a password that Basic auth cannot carry
+        raise VipexSyncError(f"the quiet tick's custom-field call: {type(exc).__name__}") from None

@@ -108,3 +108,35 @@ def test_the_quiet_one_shot_path_imports_no_engine(vipex: RunningEmulator, job_f
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "2 []"
+
+
+def test_a_renamed_custom_field_is_noticed_by_the_one_shot_tick(
+    vipex: RunningEmulator, job_files: Any
+) -> None:
+    config = settled(vipex, job_files)
+    vipex.state.add_custom_field(VIPEX_ID, 7, "Ügyfél kód", "text")
+    result = run_cli(config, "sync")
+    # The normal path ran: the mapping names a field VIPeX no longer has.
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Ügyfélkód" in result.stderr
+
+
+def test_a_failed_one_call_runs_the_tick_the_normal_way(
+    vipex: RunningEmulator, job_files: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vipexsync.config import load_config
+    from vipexsync.errors import TransportError
+    from vipexsync.quick import quiet_one_shot
+    from vipexsync.vipex import lean
+
+    config_path = settled(vipex, job_files)
+    config = load_config(config_path)
+    assert quiet_one_shot(config, config.jobs[0]) is not None
+
+    def broken(*args: object) -> None:
+        raise TransportError(lean.ACTION, "ConnectionResetError", sent=True)
+
+    monkeypatch.setattr(lean, "custom_fields", broken)
+    assert quiet_one_shot(config, config.jobs[0]) is None
+    monkeypatch.undo()
+    assert quiet_one_shot(config, config.jobs[0]) is not None  # nothing was recorded or changed
