@@ -24,7 +24,8 @@ an unchanged mapping fingerprint, success. The key is a digest of every input
 above that is not in the database: the source's bytes (read before and after
 the source read, equal both times), the job's whole configuration and the
 other jobs' tags on its subscription, the custom-field definitions, the
-versions of vipexsync, phonenumbers and Python. The database inputs are held
+code (vipexsync's version and the size and mtime of each of its modules,
+phonenumbers' version, Python's). The database inputs are held
 by the *mirror generation*: every write to the job's mirror rows bumps it in
 the same transaction (vipexsync/mirror/store.py), and so does a probe; the key
 is stored only while the generation is still the one the run read before it
@@ -50,6 +51,7 @@ import logging
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vipexsync import __version__
@@ -67,9 +69,20 @@ CHANGE_ACTIONS = ("create", "update", "adopt", "delete")
 
 @functools.cache
 def _versions() -> str:
+    """The code that turns a source into a plan: phonenumbers' version and the
+    size and mtime of every vipexsync module (an upgrade or a patch, even one
+    that keeps the version number, is a new key)."""
     import phonenumbers  # its metadata decides how every number is read
 
-    return f"{__version__}|phonenumbers {phonenumbers.__version__}|{sys.version_info[:2]}"
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.blake2b(digest_size=16)
+    for path in sorted(package.rglob("*.py")):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(package)}|{stat.st_size}|{stat.st_mtime_ns}\0".encode())
+    return (
+        f"{__version__}|{digest.hexdigest()}|phonenumbers {phonenumbers.__version__}"
+        f"|{sys.version_info[:2]}"
+    )
 
 
 def foreign_tags(config: Config, job: JobConfig) -> frozenset[str]:
