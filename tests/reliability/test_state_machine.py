@@ -768,6 +768,37 @@ class SyncMachine(RuleBasedStateMachine):
         event("renumbered to a number VIPeX refuses")
         self._run(self.a, full, None)
 
+    @rule(row=PICK, full=st.booleans())
+    def rejected_record_and_its_twin(self, row: int, full: bool) -> None:
+        """A record rejected while present, and a new record with its very entry.
+
+        The twin wants a number whose content VIPeX already holds: a noop, no
+        write, so the number stays the rejected record's. When the twin
+        leaves the CRM, the rejected record's entry must stay.
+        """
+        a = self.a
+        self._run(a, False, None)  # the CRM's current content lands first
+        desired = a.crm.desired(JOB_A, a.template)
+        book = snapshot(self.state)
+        landed = sorted(
+            key
+            for num, (key, entry) in desired.items()
+            if num in book and same_content(entry, as_entry(book[num]))
+        )
+        if not landed:
+            event("rejected record's twin: skipped, nothing landed")
+            return
+        key = pick(landed, row)
+        twin = self._free_key(key + 1 if key < 999 else 100, a.crm)
+        a.crm.rows[twin] = {**a.crm.rows[key], "id": str(twin)}
+        a.crm.duplicated.add(key)  # the record's key now appears twice: rejected
+        self._write_crm(JOB_A)
+        self._run(a, False, None)
+        del a.crm.rows[twin]
+        self._write_crm(JOB_A)
+        event("rejected record's twin left the CRM")
+        self._run(a, full, None)
+
     @rule()
     def crm_adds_a_hand_made_number(self) -> None:
         """Someone made an entry by hand; then the CRM gets a record with that number."""
