@@ -59,8 +59,11 @@ def _children_cpu() -> float:
 
 def run_child(command: list[str], *, parse: bool = True) -> ChildRun:
     """Run one measured process to its end; its CPU from the parent's RUSAGE_CHILDREN."""
+    # An installed vipexsync has its modules compiled (pip writes the .pyc files);
+    # with PYTHONDONTWRITEBYTECODE set, every child would compile them again.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     before = _children_cpu()
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     cpu = _children_cpu() - before
     if done.returncode != 0:
         raise RuntimeError(
@@ -171,22 +174,35 @@ class Targets:
         naive_per_write = naive_run["cpu"] / writes
         naive_startup = naive_ops.process_cpu - naive_run["cpu"]
 
-        # 1. the quiet tick as a one-shot CLI process (best of two)
-        say("issue 13: no-change tick, one-shot `vipexsync sync` (x2)")
-        one_shot = []
-        for _ in range(2):
-            self.start(0.0)
-            config = self.ws.config_path(CONCURRENCY)
-            one_shot.append(
-                run_child([*_vipexsync(), "sync", "--config", str(config)], parse=False)
-            )
-        engine_tick = min(c.process_cpu for c in one_shot)
-        tick_calls = sum(self.driver.emulator.counts().values())
+        # 1. the quiet tick as a one-shot CLI process. After a change the first
+        # no-change tick takes the normal path (it reads, maps and compares
+        # everything, and stores the quiet key); the later ones are quiet ticks.
+        say("issue 13: no-change ticks, one-shot `vipexsync sync`: 1 normal, 2 quiet, 1 touched")
+        self.start(0.0)
+        config = self.ws.config_path(CONCURRENCY)
+        sync = [*_vipexsync(), "sync", "--config", str(config)]
+        normal_one_shot = run_child(sync, parse=False)
         self.calls(
-            "quiet tick, one-shot",
-            tick_calls,
+            "no-change tick, one-shot, normal path",
+            sum(self.driver.emulator.counts().values()),
             minimum_calls(Mode.INCREMENTAL, n, 0, field_lookup=True),
         )
+        one_shot = []
+        for i in range(2):
+            self.driver.emulator.reset_counts()
+            one_shot.append(run_child(sync, parse=False))
+            self.calls(
+                f"quiet tick {i + 1}, one-shot",
+                sum(self.driver.emulator.counts().values()),
+                minimum_calls(Mode.INCREMENTAL, n, 0, field_lookup=True),
+            )
+        # The export written again with the same bytes (a nightly re-export that
+        # changed nothing): a new inode and mtime, so only the hash says "same".
+        data = self.ws.crm.read_bytes()
+        self.ws.crm.unlink()
+        self.ws.crm.write_bytes(data)
+        touched = run_child(sync, parse=False)
+        engine_tick = min(c.process_cpu for c in one_shot)
         if n <= NAIVE_FULL_WRITE_LIMIT:
             say("issue 13: the naive client re-writing every entry")
             self.start(0.0)
@@ -197,15 +213,34 @@ class Targets:
             naive_tick_inner = naive_per_write * n
             naive_tick = f"≈ {naive_startup + naive_tick_inner:.0f} s (est.: {n} writes)"
         self.row(
-            f"no-change incremental tick, {n} entries, one-shot `vipexsync sync` process CPU",
+            f"no-change incremental tick, {n} entries, one-shot `vipexsync sync` process CPU "
+            "(quiet tick: a clean no-change run before it)",
             f"{engine_tick:.2f} s (runs: {', '.join(f'{c.process_cpu:.2f}' for c in one_shot)})",
             naive_tick,
             "-",
             "3.9 s",
             "≤ 0.5 s",
         )
+        self.row(
+            "same, the export rewritten with the same bytes (new mtime and inode; hash hit)",
+            f"{touched.process_cpu:.2f} s",
+            "-",
+            "-",
+            "-",
+            "-",
+        )
+        self.row(
+            "same, normal path: the first no-change tick after a change (or any tick of a "
+            "source without a digest: SQL, HTTP, CardDAV)",
+            f"{normal_one_shot.process_cpu:.2f} s",
+            "-",
+            "-",
+            "3.9 s",
+            "-",
+        )
 
-        # 2. the same inside one long-lived process (the daemon's ticks)
+        # 2. the same inside one long-lived process (the daemon's ticks): the 1st
+        # takes the normal path and stores the key, the later ones are quiet.
         say("issue 13: no-change ticks inside one process (x4)")
         self.start(0.0)
         ticks = self.engine(Mode.INCREMENTAL, runs=4)
@@ -214,7 +249,7 @@ class Targets:
             self.calls(f"quiet tick {i + 1} in one process", run["calls"], 1)
         self.row(
             "same, inside the daemon (second and later ticks), CPU per tick",
-            f"{later:.2f} s (1st {ticks.runs[0]['cpu']:.2f} s; later "
+            f"{later:.2f} s (later ticks "
             + ", ".join(f"{r['cpu']:.2f}" for r in ticks.runs[1:])
             + ")",
             f"≈ {naive_tick_inner:.0f} s (re-writes all)"
@@ -223,6 +258,15 @@ class Targets:
             "-",
             "-",
             "≤ 0.3 s",
+        )
+        self.row(
+            "same, inside the daemon, normal path (the 1st tick; every tick of a source "
+            "without a digest)",
+            f"{ticks.runs[0]['cpu']:.2f} s",
+            "-",
+            "-",
+            "3.2 s",
+            "-",
         )
         quiet_cpu = ticks.runs[0]["cpu"]
 

@@ -33,6 +33,7 @@ from vipexsync.sync.report import (
 
 if TYPE_CHECKING:
     from vipexsync.config import Config
+    from vipexsync.runtime import Runtime
 
 log = logging.getLogger("vipexsync.cli")
 
@@ -362,36 +363,54 @@ def exit_code_for(reports: Sequence[RunReport]) -> int:
 
 
 def _sync(config: Config, args: argparse.Namespace) -> int:
+    # The engine is imported only for a job that needs it: a quiet tick is
+    # decided and recorded without it (vipexsync/quick.py, issue 13).
     from vipexsync.progress import progress_for
-    from vipexsync.runtime import Runtime
-    from vipexsync.sync.model import Mode
-    from vipexsync.sync.runner import RunOptions
 
     jobs = [config.job(args.job)] if args.job else list(config.jobs)
     if args.plan_out is not None and len(jobs) > 1:
         raise UsageError("--plan-out writes one job's plan; name the job with --job")
     if args.rejects_out is not None and len(jobs) > 1:
         raise UsageError("--rejects-out writes one job's rejections; name the job with --job")
-    options = RunOptions(
-        mode=Mode.FULL if args.full_resync else Mode.INCREMENTAL,
-        dry_run=args.dry_run,
-        force_delete=args.force_delete,
-        plan_out=args.plan_out,
-        rejects_out=args.rejects_out,
+    may_be_quiet = not (
+        args.full_resync or args.dry_run or args.plan_out is not None or args.rejects_out
     )
     stop = threading.Event()
     stopped_by = _install_stop_handlers(stop)
     reports: list[RunReport] = []
-    with Runtime(config, stop=stop) as runtime:
+    runtime: Runtime | None = None
+    try:
         for job in jobs:
             if stop.is_set():
                 break
-            report = runtime.run_job(job, options, progress=progress_for(job.name))
+            report = None
+            if may_be_quiet:
+                from vipexsync.quick import quiet_one_shot
+
+                report = quiet_one_shot(config, job)
+            if report is None:
+                from vipexsync.runtime import Runtime
+                from vipexsync.sync.model import Mode
+                from vipexsync.sync.runner import RunOptions
+
+                if runtime is None:
+                    runtime = Runtime(config, stop=stop)
+                options = RunOptions(
+                    mode=Mode.FULL if args.full_resync else Mode.INCREMENTAL,
+                    dry_run=args.dry_run,
+                    force_delete=args.force_delete,
+                    plan_out=args.plan_out,
+                    rejects_out=args.rejects_out,
+                )
+                report = runtime.run_job(job, options, progress=progress_for(job.name))
             reports.append(report)
             print(report.as_text())
             if args.dry_run:
                 _print_plan_hint(args.plan_out)
             print()
+    finally:
+        if runtime is not None:
+            runtime.close()
     if signal.SIGINT in stopped_by:
         return EXIT_INTERRUPTED
     return exit_code_for(reports)

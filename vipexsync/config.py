@@ -1226,8 +1226,25 @@ def _default_database_url(environ: Mapping[str, str]) -> str:
     return DEFAULT_DATABASE_URL
 
 
+_PLAIN_SQLITE = re.compile(r"sqlite:///([A-Za-z0-9/._-]+)")
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9/._-]+")
+
+
+def _plain_sqlite_url(url: str, base_dir: Path) -> str | None:
+    """A ``sqlite:///path`` URL of plain characters, normalised as below without
+    importing SQLAlchemy (a one-shot quiet tick never needs it, issue 13)."""
+    found = _PLAIN_SQLITE.fullmatch(url)
+    if found is None:
+        return None
+    resolved = str(resolve_path(found.group(1), base_dir))
+    return f"sqlite:///{resolved}" if _PLAIN_PATH.fullmatch(resolved) else None
+
+
 def _normalise_database_url(url: str, base_dir: Path) -> tuple[str, str | None]:
     """(usable URL, None) or (url, why not): sqlite or postgresql+psycopg only."""
+    plain = _plain_sqlite_url(url, base_dir)
+    if plain is not None:
+        return plain, None
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 

@@ -24,13 +24,15 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar, Protocol
-
-import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.pool import NullPool
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from vipexsync.errors import LockHeldError, MirrorError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL, Connection, Engine
+
+# SQLAlchemy is imported where a PostgreSQL lock needs it: a one-shot quiet tick
+# on SQLite takes its file lock without paying for the import (issue 13).
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,8 @@ class JobLock(Protocol):
 
 def job_lock(database_url: str, job: str) -> JobLock:
     """The lock that fits the mirror database: a file lock or an advisory lock."""
+    from sqlalchemy.engine import make_url
+
     try:
         url = make_url(database_url)
     except Exception as exc:
@@ -232,8 +236,7 @@ class ProcessJobLock:
         return self._mine
 
 
-_HOLDER_SQL = sa.text(
-    """
+_HOLDER_SQL = """
     SELECT l.pid, a.application_name, host(a.client_addr) AS client_addr
     FROM pg_locks AS l LEFT JOIN pg_stat_activity AS a ON a.pid = l.pid
     WHERE l.locktype = 'advisory' AND l.granted
@@ -241,7 +244,6 @@ _HOLDER_SQL = sa.text(
       AND l.classid = CAST(:classid AS oid) AND l.objid = CAST(:objid AS oid)
       AND l.objsubid = 1
     """
-)
 
 
 class PostgresJobLock:
@@ -269,6 +271,9 @@ class PostgresJobLock:
         return f"PostgreSQL advisory lock {self.key} on {self.safe_url}{held_by}"
 
     def acquire(self) -> bool:
+        import sqlalchemy as sa
+        from sqlalchemy.pool import NullPool
+
         if self._conn is not None:
             return True
         engine = sa.create_engine(
@@ -308,9 +313,11 @@ class PostgresJobLock:
         return True
 
     def _describe_holder(self, conn: Connection) -> str:
+        import sqlalchemy as sa
+
         unsigned = self.key & 0xFFFF_FFFF_FFFF_FFFF
         row = conn.execute(
-            _HOLDER_SQL, {"classid": unsigned >> 32, "objid": unsigned & 0xFFFF_FFFF}
+            sa.text(_HOLDER_SQL), {"classid": unsigned >> 32, "objid": unsigned & 0xFFFF_FFFF}
         ).first()
         if row is None:
             return ""
@@ -322,6 +329,8 @@ class PostgresJobLock:
         return " ".join(parts)
 
     def release(self) -> None:
+        import sqlalchemy as sa
+
         conn, engine = self._conn, self._engine
         self._conn = self._engine = None
         if conn is None:
@@ -339,6 +348,8 @@ class PostgresJobLock:
 
     def still_held(self) -> bool:
         """A live session still holds its lock; a dead one has lost it."""
+        import sqlalchemy as sa
+
         if self._conn is None:
             return False
         try:

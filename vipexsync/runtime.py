@@ -21,6 +21,7 @@ from vipexsync.mirror import store
 from vipexsync.mirror.database import create_engine_for, ensure_schema, make_session_factory
 from vipexsync.progress import ProgressSink
 from vipexsync.sync.model import Mode
+from vipexsync.sync.quiet import foreign_tags
 from vipexsync.sync.report import Outcome, RunReport
 from vipexsync.sync.runner import JobRun, RunOptions
 from vipexsync.vipex.client import VipexClient
@@ -92,13 +93,7 @@ class Runtime:
                 metrics=self.metrics,
                 progress=progress,
                 still_held=lock.still_held,
-                foreign_tags=frozenset(
-                    other.ownership_tag
-                    for other in self.config.jobs
-                    if other.vipex_id == job.vipex_id
-                    and other.name != job.name
-                    and other.ownership_tag
-                ),
+                foreign_tags=foreign_tags(self.config, job),
                 stated_semantics=self.config.vipex.write_semantics,
             ).execute()
         finally:

@@ -28,13 +28,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vipexsync import __version__
 from vipexsync.errors import DatabaseVersionError, MirrorError, VipexSyncError
+from vipexsync.mirror.lean import SQLITE_PRAGMAS
 
-SQLITE_PRAGMAS = (
-    "PRAGMA journal_mode=WAL",
-    "PRAGMA busy_timeout=10000",
-    "PRAGMA foreign_keys=ON",
-    "PRAGMA synchronous=NORMAL",
-)
 # A transaction opened with this execution option starts with a plain (deferred)
 # BEGIN on SQLite: for short read-only checks that must not queue behind writers.
 READ_ONLY_OPTION = "vipexsync_read_only"

@@ -45,6 +45,9 @@ def save_findings(session: Session, findings: ProbeFindings) -> None:
                 steps=list(findings.steps),
             )
         )
+        # The findings change how runs compare and write: every job's quiet
+        # key (vipexsync/sync/quiet.py) stops holding.
+        session.execute(sa.text("UPDATE job_state SET mirror_generation = mirror_generation + 1"))
         session.flush()
     except SQLAlchemyError as exc:
         raise _failed("recording the probe's findings", findings.vipex_id, exc) from exc

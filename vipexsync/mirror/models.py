@@ -82,7 +82,8 @@ class Base(DeclarativeBase):
 
 
 class JobStateRow(Base):
-    """Per-job memory that outlives runs: mapping fingerprint, last full resync."""
+    """Per-job memory that outlives runs: mapping fingerprint, last full resync,
+    the mirror's generation and the quiet-tick key."""
 
     __tablename__ = "job_state"
 
@@ -91,6 +92,13 @@ class JobStateRow(Base):
     last_full_resync_at: Mapped[datetime | None]
     last_run_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+    # Bumped by every write to this job's mirror rows (and by every probe): a
+    # quiet key stored at generation g holds only while it is still g.
+    mirror_generation: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    # The inputs of the last run that had nothing to do (vipexsync/sync/quiet.py).
+    quiet_key: Mapped[str | None] = mapped_column(sa.String(128))
+    quiet_generation: Mapped[int | None] = mapped_column(sa.Integer)
+    quiet_report: Mapped[str | None] = mapped_column(sa.Text)
 
 
 class MirrorEntryRow(Base):

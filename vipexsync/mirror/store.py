@@ -96,6 +96,18 @@ _DELETE_ROW: Final = sa.delete(_MIRROR).where(
     _MIRROR.c.job == sa.bindparam("job"), _MIRROR.c.phonenumber == sa.bindparam("phonenumber")
 )
 _INSERT_CHANGE: Final = sa.insert(_CHANGES)
+# Every write to a job's mirror rows runs this in the same transaction: a
+# quiet key (vipexsync/sync/quiet.py) stored at an older generation no longer
+# holds. A job without a job_state row has no key to invalidate.
+_BUMP_GENERATION: Final = sa.text(
+    "UPDATE job_state SET mirror_generation = mirror_generation + 1 WHERE job = :job"
+)
+
+
+def bump_generation(session: Session, job: str) -> None:
+    """Invalidate the job's quiet key: its mirror rows are being written."""
+    session.connection().execute(_BUMP_GENERATION, {"job": job})
+
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -116,6 +128,10 @@ class JobState:
     mapping_fingerprint: str | None = None
     last_full_resync_at: datetime | None = None
     last_run_at: datetime | None = None
+    mirror_generation: int = 0
+    quiet_key: str | None = None
+    quiet_generation: int | None = None
+    quiet_report: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -573,6 +589,7 @@ def _record_writes(
     for write in writes:
         _check_action(write.action)
         _check_number(write.phonenumber, write.written, "the written")
+    bump_generation(session, job)
     _upsert_confirmed(
         session,
         [
@@ -619,6 +636,7 @@ def record_deleted(
     now: datetime,
 ) -> None:
     """VIPeX confirmed a delete (or the entry was already gone): forget the row."""
+    bump_generation(session, job)
     session.connection().execute(_DELETE_ROW, {"job": job, "phonenumber": phonenumber})
     _journal(
         session,
@@ -660,6 +678,7 @@ def record_failed(
     _check_action(action)
     _check_number(phonenumber, after, "the attempted")
     error = error[:MAX_ERROR_CHARS]
+    bump_generation(session, job)
     session.connection().execute(
         _UPSERT_FAILED,
         {
@@ -722,6 +741,7 @@ def mark_pending_many(
         )
     if not rows:
         return 0
+    bump_generation(session, job)
     insert = _insert(session)
     row = MirrorEntryRow
     stmt = insert(row)
@@ -777,6 +797,8 @@ def record_confirmed_many(
         _check_number(number, entry, "the confirmed")
         wanted[number] = (entry, key)  # the last word on a number wins
     numbers = list(wanted)
+    if numbers:
+        bump_generation(session, job)
     before = _confirmed_content(session, job, numbers)
     forget = [n for n in numbers if wanted[n][0] is None]
     for chunk in _chunks(forget):
@@ -842,6 +864,7 @@ def _confirmed_content(session: Session, job: str, numbers: list[str]) -> dict[s
 @_mirror_errors("marking entries seen")
 def mark_seen(session: Session, job: str, phonenumbers: Iterable[str], now: datetime) -> None:
     """Stamp last_seen_at on the rows a listing saw, IN_CHUNK numbers at a time."""
+    bump_generation(session, job)
     row = MirrorEntryRow
     for chunk in _chunks(list(phonenumbers)):
         session.execute(
@@ -918,9 +941,15 @@ def finish_run(
 def get_job_state(session: Session, job: str) -> JobState:
     row = JobStateRow
     found = session.execute(
-        sa.select(row.mapping_fingerprint, row.last_full_resync_at, row.last_run_at).where(
-            row.job == job
-        )
+        sa.select(
+            row.mapping_fingerprint,
+            row.last_full_resync_at,
+            row.last_run_at,
+            row.mirror_generation,
+            row.quiet_key,
+            row.quiet_generation,
+            row.quiet_report,
+        ).where(row.job == job)
     ).first()
     if found is None:
         return JobState(job=job)
@@ -929,6 +958,40 @@ def get_job_state(session: Session, job: str) -> JobState:
         mapping_fingerprint=found.mapping_fingerprint,
         last_full_resync_at=found.last_full_resync_at,
         last_run_at=found.last_run_at,
+        mirror_generation=found.mirror_generation,
+        quiet_key=found.quiet_key,
+        quiet_generation=found.quiet_generation,
+        quiet_report=found.quiet_report,
+    )
+
+
+@_mirror_errors("storing the quiet key")
+def store_quiet_key(session: Session, job: str, *, key: str, generation: int, report: str) -> bool:
+    """Remember the inputs of a run that had nothing to do, read at ``generation``.
+
+    Stored only if no write to the mirror happened since the run read it
+    (the generation is still ``generation``); returns whether it was stored.
+    """
+    row = JobStateRow
+    done = session.execute(
+        sa.update(row)
+        .where(row.job == job, row.mirror_generation == generation)
+        .values(quiet_key=key, quiet_generation=generation, quiet_report=report)
+        .returning(row.job)
+        .execution_options(synchronize_session=False)
+    ).first()
+    return done is not None
+
+
+@_mirror_errors("clearing the quiet key")
+def clear_quiet_key(session: Session, job: str) -> None:
+    """Forget the quiet key: the last run did (or tried) something."""
+    row = JobStateRow
+    session.execute(
+        sa.update(row)
+        .where(row.job == job, row.quiet_key.is_not(None))
+        .values(quiet_key=None, quiet_generation=None, quiet_report=None)
+        .execution_options(synchronize_session=False)
     )
 
 

@@ -82,7 +82,8 @@ class VcardSource:
         self._cfg = cfg
         self.description = f"vcard {'folder' if Path(cfg.path).is_dir() else 'file'} {cfg.path}"
 
-    def _files(self) -> list[tuple[Path, str]]:
+    def files(self) -> list[tuple[Path, str]]:
+        """The files read, in reading order, each with its label."""
         path = Path(self._cfg.path)
         if path.is_dir():
             try:
@@ -105,7 +106,7 @@ class VcardSource:
     def read(self) -> Iterator[SourceRecord]:
         seen: dict[str, int] = {}  # digest keys handed out, for ~2, ~3...
         folder = Path(self._cfg.path).is_dir()
-        for path, label in self._files():
+        for path, label in self.files():
             if not folder:
                 yield from self._records(self._read_file(path, label), label, seen)
                 continue

@@ -101,6 +101,9 @@ class RunReport:
     # Every rejection and note, never folded (the text report folds long lists).
     problems: tuple[RecordProblem, ...] = ()
     key_rules: Mapping[str, int] = field(default_factory=dict)  # rule ("" = configured) -> records
+    # A quiet tick: the source, configuration, custom fields and mirror were
+    # those of this earlier run, which had nothing to do (vipexsync/sync/quiet.py).
+    unchanged_since: int | None = None
 
     @property
     def exit_code(self) -> int:
@@ -151,6 +154,7 @@ class RunReport:
             "error": self.error,
             "first_failures": list(self.first_failures),
             "key_rules": {(rule or "configured key"): n for rule, n in self.key_rules.items()},
+            "unchanged_since_run": self.unchanged_since,
         }
         if every_rejection:
             data["rejected"] = [p.as_json() for p in self.problems]
@@ -180,6 +184,8 @@ class RunReport:
         for name in ("kept", "conflicts", "unchecked", "deferred_deletes", "lookups"):
             if getattr(self, name):
                 parts.append(f"{name}={getattr(self, name)}")
+        if self.unchanged_since is not None:
+            parts.append(f"unchanged_since_run={self.unchanged_since}")
         parts.append(f"api_calls={self.api_calls}")
         if self.entry_reads:
             parts.append(f"entry_reads={self.entry_reads}")
@@ -213,6 +219,11 @@ class RunReport:
         lines = [title, "=" * len(title), f"Outcome: {self.outcome.value}"]
         if self.error:
             lines.append(f"Error: {self.error}")
+        if self.unchanged_since is not None:
+            lines.append(
+                f"Source, configuration, custom fields and mirror unchanged since run "
+                f"{self.unchanged_since}, which had nothing to do: not read again"
+            )
         remote = "not read" if self.remote is None else str(self.remote)
         lines.append(
             f"Entries: {self.source_records} CRM records -> {self.desired} desired; "
@@ -276,3 +287,20 @@ class RunReport:
         )
         lines.append(f"API calls: {self.api_calls}{reads}; duration {self.duration_seconds:.2f} s")
         return "\n".join(lines)
+
+
+def run_counts(report: RunReport) -> dict[str, int]:
+    """The runs table's ``counts`` of a finished run."""
+    return {
+        **{f"planned_{k}": v for k, v in report.planned.items()},
+        **{f"applied_{k}": v for k, v in report.applied.items()},
+        **{f"failed_{k}": v for k, v in report.failed.items()},
+        "rejected": report.rejected_records,
+        "withheld_deletes": report.withheld_deletes,
+        "drift": report.drift,
+    }
+
+
+def run_guard(report: RunReport) -> dict[str, object]:
+    """The runs table's ``guard`` of a finished run."""
+    return {"reasons": list(report.guard_reasons), "withheld": report.withheld_deletes}

@@ -31,6 +31,8 @@ from vipexsync.mirror import findings, store
 from vipexsync.progress import NullProgress, ProgressSink
 from vipexsync.semantics import StatedSemantics, effective_semantics
 from vipexsync.sources import open_source
+from vipexsync.sources.identity import source_identity
+from vipexsync.sync import quiet
 from vipexsync.sync.apply import ApplyOutcome, WriteResult, WriteRules, apply_plan
 from vipexsync.sync.guard import guard, withhold_deletes
 from vipexsync.sync.model import (
@@ -50,7 +52,7 @@ from vipexsync.sync.plan import (
     lookups_needed,
 )
 from vipexsync.sync.plan import plan as make_plan
-from vipexsync.sync.report import Outcome, RunReport, group_problems
+from vipexsync.sync.report import Outcome, RunReport, group_problems, run_counts, run_guard
 from vipexsync.vipex.client import VipexClient
 from vipexsync.vipex.models import CustomField, PhonebookEntry
 
@@ -268,6 +270,9 @@ class JobRun:
         self.clock = clock
         self.progress = _Progress(job.name, progress or NullProgress(), metrics)
         self._first_failures: list[str] = []
+        # Set by a run that had nothing to do: (key, generation read, report summary).
+        self._quiet_store: tuple[str, int, str] | None = None
+        self._quiet_tick = False
 
     # -- the run -----------------------------------------------------------
 
@@ -330,19 +335,22 @@ class JobRun:
         calls = self.client.request_count - calls_before
         report = replace(report, duration_seconds=duration, api_calls=calls)
         session.rollback()  # nothing half-done from a failed step rides along
+        if not self.options.dry_run and not self._quiet_tick:
+            # The key describes the last real run; any other run clears it.
+            stored = False
+            if self._quiet_store is not None and report.outcome is Outcome.SUCCESS:
+                key, generation, summary = self._quiet_store
+                stored = store.store_quiet_key(
+                    session, self.job.name, key=key, generation=generation, report=summary
+                )
+            if not stored:
+                store.clear_quiet_key(session, self.job.name)
         store.finish_run(
             session,
             report.run_id or 0,
             outcome=report.outcome.value,
-            counts={
-                **{f"planned_{k}": v for k, v in report.planned.items()},
-                **{f"applied_{k}": v for k, v in report.applied.items()},
-                **{f"failed_{k}": v for k, v in report.failed.items()},
-                "rejected": report.rejected_records,
-                "withheld_deletes": report.withheld_deletes,
-                "drift": report.drift,
-            },
-            guard={"reasons": list(report.guard_reasons), "withheld": report.withheld_deletes},
+            counts=run_counts(report),
+            guard=run_guard(report),
             error=report.error,
             # Not every rejected record: at 100k records a run every 5 minutes
             # would store gigabytes; the groups and their examples stay.
@@ -381,12 +389,30 @@ class JobRun:
         compiled = compile_mapping(job.mapping, fields, job=job.name)
         field_ids = compiled.custom_field_ids
 
+        may_be_quiet = (
+            opts.mode is Mode.INCREMENTAL
+            and not opts.dry_run
+            and opts.plan_out is None
+            and opts.rejects_out is None
+        )
+        identity = source_identity(job.source) if may_be_quiet else None
+        key = self._quiet_key(identity.content, fields) if identity is not None else None
+        if key is not None:
+            # Read again: a writer without the job lock may have bumped it since.
+            fresh = store.get_job_state(session, job.name)
+            session.rollback()
+            if quiet.key_holds(_stored_quiet(fresh), key, fingerprint):
+                assert fresh.quiet_report is not None
+                return self._quiet(run_id, fresh.quiet_report)
+
         source = open_source(job.source, full=full)
         # A source that fails or is cut short raises SourceError here: the run
         # fails before planning, so it deletes (and writes) nothing.
         mapped = map_records(
             source.read(), compiled, region=job.default_region, ownership_tag=job.ownership_tag
         )
+        if identity is not None and source_identity(job.source) != identity:
+            key = None  # a file changed while it was read: this run proves nothing
         self._log_rejections(mapped)
         if opts.rejects_out is not None:
             write_rejects_file(opts.rejects_out, (*mapped.problems, *mapped.notes))
@@ -523,7 +549,7 @@ class JobRun:
                 "the next run tries again"
             )
         result = Outcome.FAILURE if failed_hard else base.outcome
-        return replace(
+        finished = replace(
             base,
             outcome=result,
             applied=_counts(outcome.applied),
@@ -534,6 +560,41 @@ class JobRun:
             error=error,
             first_failures=tuple(self._first_failures),
         )
+        if key is not None and quiet.nothing_to_do(
+            finished,
+            mirror_updates=len(planned.mirror_updates),
+            source_complete=mapped.source_complete,
+            fingerprint_changed=fingerprint_changed,
+        ):
+            self._quiet_store = (key, state.mirror_generation, quiet.summary(finished))
+        return finished
+
+    # -- the quiet tick --------------------------------------------------------
+
+    def _quiet_key(self, source: str, fields: Sequence[CustomField]) -> str:
+        return quiet.quiet_key(
+            source=source,
+            config=quiet.config_digest(
+                self.job,
+                foreign_tags=self.foreign_tags,
+                stated_semantics=self.stated_semantics,
+            ),
+            fields=quiet.fields_digest(fields),
+        )
+
+    def _quiet(self, run_id: int, stored: str) -> RunReport:
+        """The report of a tick whose inputs are those of a run that had nothing to do."""
+        self._quiet_tick = True
+        report = quiet.quiet_report(stored, job=self.job.name, run_id=run_id)
+        name = self.job.name
+        quiet.log_quiet_tick(report)
+        if self.metrics is not None:
+            self.metrics.planned(name, report.planned)
+            self.metrics.guard(name, False)
+            self.metrics.entries(name, "desired", report.desired)
+            self.metrics.entries(name, "mirror", report.mirror)
+            self.metrics.rejected(name, report.rejected_by_code())
+        return report
 
     # -- steps ---------------------------------------------------------------
 
@@ -767,6 +828,17 @@ class JobRun:
                 log.log(
                     logging.WARNING if problem.fatal else logging.DEBUG, "job %s: %s", name, line
                 )
+
+
+def _stored_quiet(state: store.JobState) -> quiet.StoredQuiet:
+    return quiet.StoredQuiet(
+        mapping_fingerprint=state.mapping_fingerprint,
+        had_full_resync=state.last_full_resync_at is not None,
+        mirror_generation=state.mirror_generation,
+        quiet_key=state.quiet_key,
+        quiet_generation=state.quiet_generation,
+        quiet_report=state.quiet_report,
+    )
 
 
 def _counts(counter: Mapping[str, int]) -> dict[str, int]:

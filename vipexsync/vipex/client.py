@@ -33,7 +33,7 @@ from email.message import Message
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import IO, Any, BinaryIO, Literal, Protocol, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import requests
 import tenacity
@@ -48,6 +48,7 @@ from vipexsync.errors import (
     TransportError,
 )
 from vipexsync.vipex import parse
+from vipexsync.vipex.address import build_api_url
 from vipexsync.vipex.listing import (
     assemble_listing,
     assemble_rows,
@@ -91,28 +92,6 @@ class ApiObserver(Protocol):
 
     def retried(self, action: str, attempt: int) -> None:
         """``attempt`` is the number of the attempt about to be made (2 for the first retry)."""
-
-
-def build_api_url(url: str) -> str:
-    """The configured URL with ``rt=api`` in its query and no userinfo.
-
-    The path and any other query parameters are kept. Credentials written into
-    the URL are dropped: they would leak into every log line that shows it, and
-    the client sends its own Basic auth.
-    """
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            f"[vipex] url must be an http(s) URL with a host, like https://cloud.opennet.hu; "
-            f"got one with scheme {parts.scheme!r}"
-        )
-    host = parts.hostname
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port is not None else host
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "rt"]
-    query.insert(0, ("rt", "api"))
-    return urlunsplit((parts.scheme, netloc, parts.path or "/", urlencode(query), ""))
 
 
 def _flat_value(value: object) -> str:
