@@ -100,3 +100,20 @@ def test_migrations_ship_in_the_package_and_need_no_alembic_ini(tmp_path: Path) 
         check=True,
     )
     assert done.stdout.strip() == head_revision()
+
+
+def test_a_database_at_head_is_checked_without_importing_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'mirror.sqlite3'}"
+    engine = create_engine_for(url)
+    upgrade(engine)
+    engine.dispose()
+    script = (
+        "import sys\n"
+        "from vipexsync.mirror.database import create_engine_for, ensure_schema\n"
+        f"ensure_schema(create_engine_for({url!r}), auto_upgrade=False)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"

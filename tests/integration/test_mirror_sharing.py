@@ -109,3 +109,49 @@ def test_remote_entries_equal_the_plain_view_and_share_desired() -> None:
     assert view["3620000001"] is desired["3620000001"].entry
     assert view["3620000002"] is not desired["3620000002"].entry
     assert view["3620000002"].tags is view["3620000003"].tags
+
+
+def test_the_mirror_view_reads_every_row_as_the_plain_load(
+    sessions: sessionmaker[Session],
+) -> None:
+    numbers = [f"362000010{i}" for i in range(7)]
+    clean, pending, other_key, failed_before, not_desired, also_clean, extra = numbers
+    with sessions() as s:
+        for i, number in enumerate(numbers[:6]):
+            store.record_applied(
+                s, job=JOB, run_id=None, action="create", phonenumber=number, before=None,
+                written=_entry(number), record_key=str(i), reason="new", now=T0,
+            )  # fmt: skip
+        store.mark_pending_many(s, job=JOB, changes=[(pending, "update", "1")])
+        store.record_failed(
+            s, job=JOB, run_id=None, action="update", phonenumber=failed_before, before=None,
+            after=_entry(failed_before), reason="x", error="refused", now=T0, record_key="3",
+        )  # fmt: skip
+        s.commit()
+        desired = {
+            clean: DesiredEntry(_entry(clean), "0"),
+            pending: DesiredEntry(_entry(pending), "1"),
+            other_key: DesiredEntry(_entry(other_key), "another record"),
+            failed_before: DesiredEntry(_entry(failed_before), "3"),
+            also_clean: DesiredEntry(_entry(also_clean), "5"),
+            extra: DesiredEntry(_entry(extra), "6"),  # no row at all
+        }
+        plain = store.load_mirror(s, JOB)
+        view = store.load_mirror(s, JOB, desired=desired)
+
+    assert isinstance(plain, dict)
+    assert view == plain
+    assert dict(view.items()) == plain
+    assert len(view) == len(plain) == 6
+    assert sorted(view) == sorted(plain)
+    for number in numbers:
+        assert (number in view) == (number in plain)
+        assert view.get(number) == plain.get(number)
+    assert view.get(extra, "none") == "none"
+    with pytest.raises(KeyError):
+        view[extra]
+    assert view[clean].written is desired[clean].entry
+    assert view[pending].state is WriteState.PENDING
+    assert view[other_key].record_key == str(numbers.index(other_key))
+    assert view[failed_before].attempts == 1
+    assert view[not_desired] == plain[not_desired]

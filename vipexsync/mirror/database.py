@@ -13,13 +13,9 @@ import functools
 import hashlib
 import importlib.resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.engine.url import URL
@@ -28,7 +24,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vipexsync import __version__
 from vipexsync.errors import DatabaseVersionError, MirrorError, VipexSyncError
-from vipexsync.mirror.lean import SQLITE_PRAGMAS
+from vipexsync.mirror.lean import HEAD_REVISION, SQLITE_PRAGMAS
+
+if TYPE_CHECKING:
+    # Alembic is imported where a migration or its scripts are needed: a run
+    # against a database already at head never needs it (~10 MB of a run's
+    # peak memory, see bench/RESULTS.md).
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 # A transaction opened with this execution option starts with a plain (deferred)
 # BEGIN on SQLite: for short read-only checks that must not queue behind writers.
@@ -139,6 +142,8 @@ def _script_location() -> str:
 
 
 def _alembic_config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", _script_location())
     if connection is not None:
@@ -148,6 +153,8 @@ def _alembic_config(connection: Connection | None = None) -> Config:
 
 @functools.cache
 def _script() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_alembic_config())
 
 
@@ -168,7 +175,25 @@ def head_revision() -> str:
 
 
 def _revision_of(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(connection).get_current_revision()
+
+
+def _at_known_head(engine: Engine) -> bool:
+    """Whether the database is stamped with exactly this vipexsync's newest
+    revision, read with plain SQL (no Alembic import). Any doubt (no version
+    table, another revision, an error) answers False: the caller then asks
+    Alembic, which says what is wrong."""
+    try:
+        with engine.connect() as connection:
+            connection.execution_options(**{READ_ONLY_OPTION: True})
+            if not sa.inspect(connection).has_table("alembic_version"):
+                return False
+            stamped = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
+            return list(stamped.scalars()) == [HEAD_REVISION]
+    except SQLAlchemyError:
+        return False
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -204,6 +229,8 @@ def upgrade(engine: Engine) -> None:
                     sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
                 )
             _require_known(engine, _revision_of(connection))
+            from alembic import command
+
             command.upgrade(_alembic_config(connection), "head")
     except VipexSyncError:
         raise
@@ -217,6 +244,8 @@ def upgrade(engine: Engine) -> None:
 
 def ensure_schema(engine: Engine, *, auto_upgrade: bool) -> None:
     """Make sure the database is at head before a run touches it."""
+    if _at_known_head(engine):
+        return
     current = current_revision(engine)
     head = head_revision()
     if current == head:
