@@ -838,6 +838,11 @@ class SyncMachine(RuleBasedStateMachine):
             faults.hang_rate = 0.3
             faults.hang_seconds = 0.6
             return 0.25, 2  # the client times out first
+        elif kind == "hang_writes":  # every write lands, none is answered in time
+            faults.actions = frozenset({"set_phonebook_entry"})
+            faults.hang_rate = 1.0
+            faults.hang_seconds = 0.6
+            return 0.25, 2
         elif kind == "html":
             faults.html_rate = 0.3
         elif kind == "page_shift":
@@ -1115,7 +1120,7 @@ class SyncMachine(RuleBasedStateMachine):
                 break
             assert num in mine, f"{spec.name} wrote {num}, which is not among its numbers"
             if action == "set_phonebook_entry" and i in held:
-                event("a write landed but its answer was held past the timeout")
+                event(HELD)
             elif action == "set_phonebook_entry":
                 job.confirmed.add(num)
                 job.must_own.add(num)
@@ -1398,6 +1403,48 @@ def _wait_for(pid: int, reached: threading.Event) -> int | None:
         if done:
             return os.waitstatus_to_exitcode(status)
     raise AssertionError("the sync process neither wrote nor ended within 120 s")
+
+
+HELD = "a write landed but its answer was held past the timeout"
+
+
+@contextlib.contextmanager
+def _machine() -> Iterator[SyncMachine]:
+    """One SyncMachine driven by hand, on its own emulator."""
+    state = EmulatorState()
+    state.add_subscription(VIPEX_ID)
+    state.add_custom_field(VIPEX_ID, MENU_FIELD, "Szegmens", "menu", MENU_OPTIONS)
+    with serve_in_thread(state, vipex_id=VIPEX_ID, password="sm-secret-pw") as vipex:
+        SyncMachine.vipex = vipex
+        machine = SyncMachine()
+        try:
+            yield machine
+        finally:
+            machine.teardown()
+
+
+def test_a_write_answered_too_late_confirms_nothing_in_the_model() -> None:
+    """The model's side of a hung write, which the random examples rarely reach.
+
+    A create lands on VIPeX, but its answer (and its retry's) comes after the
+    client's timeout: the engine leaves the number unowned with unknown
+    content, and the model must not expect it owned (it once did, and the
+    ci profile failed on it). Faults stopping then converge as usual.
+    """
+    EVENTS.clear()
+    with _machine() as machine:
+        machine.start(keys=[100], numbers=[0] * 6, second=False, refuse_first=False)
+        machine.sync(full=True, which=JOB_A.name)
+        machine.crm_change("add", 200, 0, 1, "Kiss", "Anna", "Kft", "vip", INVALID_PHONES[0])
+        machine._run(machine.a, False, "hang_writes")
+        assert EVENTS[HELD] >= 1
+        assert snapshot(machine.state).get(number(1)) is not None, "the create landed"
+        row = machine._mirror(JOB_A.name)[number(1)]
+        assert not row.owned
+        assert row.written is None
+        assert number(1) not in machine.a.must_own
+        machine.faults_stop()
+        machine.foreign_entries_untouched()
 
 
 @pytest.mark.timeout(0 if PROFILE_NAME != "default" else 600)
