@@ -1000,6 +1000,14 @@ class SyncMachine(RuleBasedStateMachine):
             assert report.outcome is Outcome.FAILURE, (kind, report.summary_line())
             assert not log, f"a run whose source was {kind} wrote {log}"
         listed = report.mode == Mode.FULL.value  # a first run lists even if asked not to
+        if not full and job.listed_cleanly and kind not in SOURCE_FAULTS:
+            # 4. progress, judged on what the model knew before this run: once a
+            # full resync listed cleanly, an incremental tick stays incremental
+            # (checked first: the run's own listing must not vouch for itself)
+            assert report.mode == Mode.INCREMENTAL.value, (
+                "an incremental run listed VIPeX again although a full resync with a clean "
+                f"listing was done: {report.summary_line()}"
+            )
         unstable = kind == "page_shift" and listed
         if unstable and report.remote_problems:
             assert not _deletes(log), "a run with an unstable listing deleted entries"
@@ -1016,11 +1024,6 @@ class SyncMachine(RuleBasedStateMachine):
             job.confirmed_template = job.template
         elif listed and lost_at is not None:
             job.maybe_confirmed()  # a lock lost in the last phase halts nothing
-        elif not full and job.listed_cleanly and kind not in SOURCE_FAULTS:
-            assert report.mode == Mode.INCREMENTAL.value, (
-                "an incremental run listed VIPeX again although a full resync with a clean "
-                f"listing was done: {report.summary_line()}"
-            )
         if refusing:
             self.refusal_runs -= 1
             if self.refusal_runs <= 0:
