@@ -361,12 +361,6 @@ def test_write_that_landed_unseen_is_repaired_when_the_crm_reverts(
     assert vipex.book()[number(1)]["comment"] == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (issue 9, found by the state machine's ci profile): an unanswered "
-    "create's failed row is forgotten when its record moves on, so a later full resync "
-    "deletes that entry without waiting for the record's new number",
-)
 def test_an_unanswered_create_keeps_its_record_when_the_number_moves_again(
     vipex: Vipex, job_files: Any, run: Run
 ) -> None:

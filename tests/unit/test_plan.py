@@ -238,8 +238,40 @@ def test_unconfirmed_create_never_justifies_a_delete(state: WriteState, full: bo
     mirror = mirror_of(row(A, None, owned=True, state=state))
     p = plan({}, mirror, remote_of(hand) if full else None, policy())
     assert p.deletes == ()
-    assert p.mirror_updates == (MirrorUpdate(A, None, "k" + A, REASON_FORGET_UNCONFIRMED),)
+    if full:
+        # The complete listing shows an entry without this job's tag: not ours.
+        assert p.mirror_updates == (MirrorUpdate(A, None, "k" + A, REASON_FORGET_UNCONFIRMED),)
+    else:
+        # Without a listing nobody knows whether the write landed: the row stays.
+        assert p.mirror_updates == ()
     assert p.owned == 0
+
+
+@pytest.mark.parametrize("state", [WriteState.FAILED, WriteState.PENDING])
+def test_unconfirmed_row_keeps_its_record_until_a_complete_listing_settles_it(
+    state: WriteState,
+) -> None:
+    """A create that landed unanswered left a tagged entry only its row attributes.
+
+    Record kA moved from A to B (B's create unanswered), then to C. The
+    incremental run keeps B's row; the full resync then deletes the tagged
+    entry at B only once C's create is confirmed, like the entry at A.
+    """
+    old = entry(A)
+    mirror = mirror_of(row(A, old), row(B, None, state=state, key="k" + A))
+    desired = desired_of(want(entry(C), "k" + A))
+    incremental = plan(desired, mirror, None, policy())
+    assert B not in {u.phonenumber for u in incremental.mirror_updates}
+    assert [c.phonenumber for c in incremental.deletes] == [A]
+    landed = entry(B, name=old.name, tags=list(old.tags))
+    full = plan(desired, mirror, remote_of(old, landed), policy())
+    deletes = {c.phonenumber: c for c in full.deletes}
+    assert set(deletes) == {A, B}
+    assert all(c.requires == (C,) for c in deletes.values())
+    # A complete listing without B: the row is forgotten, nothing is deleted there.
+    settled = plan(desired, mirror, remote_of(old), policy())
+    assert MirrorUpdate(B, None, "k" + A, "") in settled.mirror_updates
+    assert [c.phonenumber for c in settled.deletes] == [A]
 
 
 def test_incremental_policy_never_deletes_nothing() -> None:

@@ -353,16 +353,18 @@ def _from_remote(
 
 
 def _unwanted_row(b: _Builder, number: str, row: MirrorEntry) -> None:
-    """A mirror row the CRM no longer wants, decided without a listing.
+    """A mirror row the CRM no longer wants, decided without a complete listing.
 
-    An owned row is deleted (unless policy is never); a row without confirmed
-    content owns nothing and is forgotten.
+    An owned row is deleted (unless policy is never). A row without confirmed
+    content owns nothing, yet it is kept: its write may have landed unanswered
+    (a timeout), and the entry it left would carry this job's tag. Only its
+    row remembers which record that entry was written for, so that a full
+    resync deleting it still waits for the record's new numbers (DESIGN
+    invariant 3). A complete listing settles it: listed, it is decided like
+    any listed entry; not listed, it is forgotten.
     """
-    if owns_row(row):
-        if b.policy.delete != "never":
-            b.delete(number, row.written, REASON_GONE, row.record_key)
-    elif row.written is None:
-        b.forget(number, row, REASON_FORGET_UNCONFIRMED)
+    if owns_row(row) and b.policy.delete != "never":
+        b.delete(number, row.written, REASON_GONE, row.record_key)
 
 
 def _plan_incremental(
