@@ -686,10 +686,14 @@ def test_entry_tagged_by_another_job_is_never_adopted(full: bool) -> None:
 
 
 def test_full_owned_row_missing_from_a_complete_listing_is_looked_up() -> None:
-    """Issue 9 item 8: forget or recreate an owned row only after a look-up."""
+    """Issue 9 item 8: forget or recreate a mirror row only after a look-up.
+
+    An unconfirmed row too: an unanswered create's row is the only record of
+    which CRM record its tagged entry belongs to.
+    """
     mirror = mirror_of(row(A, entry(A)), row(B, entry(B)), row(C, None, owned=False))
     listing = remote_of(entry(B))
-    assert lookups_needed({}, mirror, listing) == (A,)
+    assert lookups_needed({}, mirror, listing) == (A, C)
     assert lookups_needed({}, mirror, remote_of(entry(B), complete=False)) == ()
     # Confirmed gone: the listing stays complete and the row is forgotten.
     assert confirm_listing(listing, (A,), {A: None}) is listing

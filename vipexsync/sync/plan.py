@@ -359,9 +359,10 @@ def _unwanted_row(b: _Builder, number: str, row: MirrorEntry) -> None:
     content owns nothing, yet it is kept: its write may have landed unanswered
     (a timeout), and the entry it left would carry this job's tag. Only its
     row remembers which record that entry was written for, so that a full
-    resync deleting it still waits for the record's new numbers (DESIGN
-    invariant 3). A complete listing settles it: listed, it is decided like
-    any listed entry; not listed, it is forgotten.
+    resync deleting it still waits for the record's new numbers and spares a
+    record present but rejected (DESIGN invariant 1). A complete listing
+    settles it: listed, it is decided like any listed entry; not listed, it
+    is forgotten.
     """
     if owns_row(row) and b.policy.delete != "never":
         b.delete(number, row.written, REASON_GONE, row.record_key)
@@ -450,21 +451,23 @@ def lookups_needed(
 
     Incremental: every desired number whose VIPeX content is unknown (a create,
     or a row whose last write was not confirmed), so nothing is written over
-    content nobody has seen. Full resync with a complete listing: every owned
+    content nobody has seen. Full resync with a complete listing: every mirror
     row the listing did not show, before it is forgotten or recreated (a row
     can slip through paging when one entry is deleted and another added while
-    the scan runs). Normally none.
+    the scan runs). Not only owned rows: an unanswered create's row is the
+    only record of which CRM record its tagged entry belongs to. Normally
+    none: a row is looked up once, when its entry was deleted by hand.
     """
     if remote is None:
         return tuple(n for n in desired if not content_known(mirror.get(n)))
     if not remote.complete:
         return ()
     listed = remote.entries
-    return tuple(sorted(n for n, row in mirror.items() if owns_row(row) and n not in listed))
+    return tuple(sorted(n for n in mirror if n not in listed))
 
 
 def confirm_listing(remote: RemoteView, needed: tuple[str, ...], lookups: Lookups) -> RemoteView:
-    """The listing after the look-ups of the owned rows it did not show.
+    """The listing after the look-ups of the mirror rows it did not show.
 
     An entry found that the listing missed proves rows shifted while paging,
     and a look-up that failed leaves a gap: either way the listing is not
@@ -478,13 +481,13 @@ def confirm_listing(remote: RemoteView, needed: tuple[str, ...], lookups: Lookup
     if found:
         shown = ", ".join(sorted(found)[:5])
         problems.append(
-            f"{len(found)} owned entries missing from the listing were found by "
+            f"{len(found)} entries of mirror rows missing from the listing were found by "
             f"get_phonebook_entry ({shown}): rows shifted while paging"
         )
     if failed:
         shown = ", ".join(sorted(failed)[:5])
         problems.append(
-            f"{len(failed)} owned entries missing from the listing could not be checked "
+            f"{len(failed)} entries of mirror rows missing from the listing could not be checked "
             f"with get_phonebook_entry ({shown})"
         )
     return RemoteView(entries={**remote.entries, **found}, complete=False, problems=tuple(problems))
