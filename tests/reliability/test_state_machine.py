@@ -769,6 +769,29 @@ class SyncMachine(RuleBasedStateMachine):
         self._run(self.a, full, None)
 
     @rule(row=PICK, full=st.booleans())
+    def renumber_past_an_unanswered_create(self, row: int, full: bool) -> None:
+        """A record moves twice: the first create lands unanswered, the second is refused.
+
+        The entry the unanswered create left carries this job's tag and the
+        record's content; with the original one, it must wait for the record's
+        newest number, which VIPeX refuses for now.
+        """
+        free = self._free_numbers()
+        movable = sorted(k for k, r in self.a.crm.rows.items() if r["phone"] in VALID)
+        if len(free) < 2 or not movable:
+            return
+        key = pick(movable, row)
+        for num, kind in ((free[0], "hang_writes"), (free[1], None)):
+            i = int(num) - int(number(0))
+            self.a.crm.rows[key] = {**self.a.crm.rows[key], "phone": phone(i)}
+            self._write_crm(JOB_A)
+            if kind is None:
+                self._refuse({num}, 2)
+            self._run(self.a, False, kind)
+        event("renumbered past an unanswered create to a refused number")
+        self._run(self.a, full, None)
+
+    @rule(row=PICK, full=st.booleans())
     def rejected_record_and_its_twin(self, row: int, full: bool) -> None:
         """A record rejected while present, and a new record with its very entry.
 
@@ -1124,6 +1147,10 @@ class SyncMachine(RuleBasedStateMachine):
             assert num in mine, f"{spec.name} wrote {num}, which is not among its numbers"
             if action == "set_phonebook_entry" and i in held:
                 event(HELD)
+                # The job never heard, yet VIPeX holds that record's entry there,
+                # tagged: it is the record's until a complete listing settles it.
+                if num in desired:
+                    job.owner_keys.setdefault(num, set()).add(desired[num][0])
             elif action == "set_phonebook_entry":
                 job.confirmed.add(num)
                 job.must_own.add(num)
