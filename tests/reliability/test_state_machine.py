@@ -1338,12 +1338,15 @@ class SyncMachine(RuleBasedStateMachine):
         desired = {n: e for n, (_, e) in job.crm.desired(spec, job.template).items()}
         book = snapshot(self.state)
         mirror = self._mirror(spec.name)
-        # a record still in the CRM but rejected keeps the numbers last written for it
+        # a record still in the CRM but rejected keeps the numbers last written for
+        # it; one a valid record wants is that record's to fill (the same content
+        # there is a noop, which leaves the number attributed to the rejected one)
         kept = {str(k) for k in job.crm.rejected_keys()}
         tagged = {
             n: as_entry(raw)
             for n, raw in book.items()
-            if spec.tag in raw["tags"] and not (n in mirror and mirror[n].record_key in kept)
+            if spec.tag in raw["tags"]
+            and (n in desired or not (n in mirror and mirror[n].record_key in kept))
         }
         assert set(tagged) == set(desired), (spec.name, sorted(tagged), sorted(desired))
         for num, want in desired.items():
