@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -62,13 +64,72 @@ def postgres_base_url() -> str | None:
     return os.environ.get(POSTGRES_ENV) or None
 
 
+_SESSION_DB = re.compile(r"_s(\d+)$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@pytest.fixture(scope="session")
+def postgres_session_url() -> Iterator[str | None]:
+    """The PostgreSQL database of this pytest session: ``<database>_s<pid>``, dropped after.
+
+    Advisory locks (one per job name) are database-wide, so two pytest
+    sessions on one server (``make test`` runs its two passes side by side)
+    would take each other's job locks; a database of their own keeps them
+    apart. Databases left by a killed session are dropped here. A role that
+    may not create databases uses the named database itself, with a warning.
+    """
+    base = postgres_base_url()
+    if base is None:
+        yield None
+        return
+    import sqlalchemy as sa
+
+    url = sa.make_url(base)
+    name = f"{url.database}_s{os.getpid()}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            for (stale,) in conn.execute(
+                sa.text("SELECT datname FROM pg_database WHERE datname LIKE :pattern"),
+                {"pattern": f"{url.database}\\_s%"},
+            ):
+                found = _SESSION_DB.search(stale)
+                if found and stale.startswith(url.database) and not _pid_alive(int(found[1])):
+                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{stale}" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.DBAPIError as exc:
+        warnings.warn(
+            f"cannot create the session database {name} ({exc.orig}); the PostgreSQL tests "
+            f"use {url.database} itself, so two pytest sessions at once would share job locks",
+            stacklevel=1,
+        )
+        admin.dispose()
+        yield base
+        return
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
+def postgres_url(postgres_session_url: str | None) -> Iterator[str]:
     """A PostgreSQL URL whose schema (search_path) is fresh and dropped afterwards.
 
     Skips with a clear reason when ``$VIPEXSYNC_TEST_POSTGRES_URL`` is unset.
     """
-    base = postgres_base_url()
+    base = postgres_session_url
     if base is None:
         pytest.skip(f"${POSTGRES_ENV} is not set; PostgreSQL tests need a server (see .ci/run)")
     import sqlalchemy as sa
