@@ -254,11 +254,23 @@ class Crm:
     duplicated: set[int] = field(default_factory=set)  # keys written twice
 
     def rejected_keys(self) -> set[int]:
-        """Keys present in the export but rejected by any mapping (never merely absent)."""
+        """Keys present in the export but rejected by any mapping (never merely absent).
+
+        A record whose number a lower key also has loses it (duplicate_number):
+        with one number per record here, it is rejected as a whole.
+        """
         bad = set(self.duplicated & set(self.rows))
         for key, row in self.rows.items():
             if not (row["last_name"] or row["first_name"]) or row["phone"] not in VALID:
                 bad.add(key)
+        claimed: set[str] = set()
+        for key in sorted(self.rows):
+            if key in bad:
+                continue
+            digits = VALID[self.rows[key]["phone"]]
+            if digits in claimed:
+                bad.add(key)
+            claimed.add(digits)
         return bad
 
     def desired(self, spec: JobSpec, template: str) -> dict[str, tuple[int, Entry]]:
