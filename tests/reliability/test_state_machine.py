@@ -1492,6 +1492,52 @@ def test_a_write_answered_too_late_confirms_nothing_in_the_model() -> None:
         machine.foreign_entries_untouched()
 
 
+def test_a_write_cut_by_a_kill_is_looked_at_after_the_crm_reverts() -> None:
+    """Item 7 as one fixed sequence of the machine's own rules.
+
+    The random examples reach a kill between a VIPeX write and its journal
+    entry, followed by a CRM revert, only now and then (mutant 07 took up to
+    12 minutes to be caught). Here: the edit lands, the process dies before
+    journaling it, the CRM goes back; the next run must not trust the
+    pending row's old content, and the faults stopping converge as usual.
+    """
+    EVENTS.clear()
+    with _machine() as machine:
+        machine.start(keys=[100], numbers=[0] * 6, second=False, refuse_first=False)
+        machine.sync(full=True, which=JOB_A.name)
+        machine.crash_after_writes(k=1, full=False, revert=True, row=0)
+        assert EVENTS["crash run: killed at write 1"] == 1
+        assert machine.state.entry(VIPEX_ID, number(0))["comment"] == "Átmeneti Kft"
+        machine.sync(full=False, which=JOB_A.name)
+        machine.faults_stop()
+        machine.foreign_entries_untouched()
+
+
+def test_a_mapping_change_under_a_shifting_listing_stays_unconfirmed() -> None:
+    """Item 6 as one fixed sequence of the machine's own rules.
+
+    The random examples reach it late (mutant 06 took up to 6 minutes to be
+    caught). The mapping changes, the full resync meant to confirm it meets a listing
+    that shifts while paging, then a record leaves the CRM: the incremental
+    run must withhold the deletion until a stable full resync.
+    """
+    EVENTS.clear()
+    with _machine() as machine:
+        machine.start(
+            keys=[100, 101, 102, 103, 104, 105],
+            numbers=[0, 1, 2, 3, 4, 5],
+            second=False,
+            refuse_first=False,
+        )
+        machine.sync(full=True, which=JOB_A.name)
+        machine.change_mapping()
+        machine.sync_with_fault(kind="page_shift", full=True)
+        machine.crm_change("remove", 100, 0, 0, "Kiss", "Anna", "Kft", "", INVALID_PHONES[0])
+        machine.sync(full=False, which=JOB_A.name)
+        machine.faults_stop()
+        machine.foreign_entries_untouched()
+
+
 @pytest.mark.timeout(0 if PROFILE_NAME != "default" else 600)
 def test_sync_state_machine() -> None:
     EVENTS.clear()
