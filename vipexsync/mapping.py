@@ -314,6 +314,11 @@ class MappingResult:
     notes: tuple[RecordProblem, ...] = ()
     key_rules: Mapping[str, int] = field(default_factory=dict)  # rule ("" = configured) -> records
     source_complete: bool = True  # False: a part of the source could not be read
+    # Valid numbers of records present in this read but rejected as a whole
+    # (empty name, repeated or missing key, unreadable or undecodable record):
+    # an entry at such a number whose record the mirror does not know (a lost
+    # database) is kept, as the CRM still lists someone there.
+    rejected_numbers: frozenset[str] = frozenset()
 
     @property
     def rejected_keys(self) -> frozenset[str]:
@@ -395,6 +400,7 @@ def map_records(
         shared = _Shared()
         key_rules: Counter[str] = Counter()
         complete = True
+        claimed: set[str] = set()  # numbers of records rejected as a whole
         for record in records:
             if record.unreadable:
                 complete = False
@@ -413,6 +419,7 @@ def map_records(
             key_rules[record.key_rule] += 1
             key = record.key
             if not key.strip():
+                claimed.update(_record_numbers(record, mapping, phones))
                 missing.append(
                     RecordProblem(
                         record_key=record.locator,
@@ -427,9 +434,11 @@ def map_records(
                 )
             elif key in first_locator:
                 repeated.setdefault(key, [first_locator[key]]).append(record.locator)
+                claimed.update(_record_numbers(record, mapping, phones))
             elif record.problem:
                 # Present but unreadable: rejected, and its entries are kept.
                 first_locator[key] = record.locator
+                claimed.update(_record_numbers(record, mapping, phones))
                 problems.append(
                     RecordProblem(
                         record_key=key,
@@ -446,8 +455,11 @@ def map_records(
                     record, used, problems, notes
                 ):
                     _locate(record, mapping, problems, notes, before)
+                    claimed.update(_record_numbers(record, mapping, phones))
                     continue
-                _map_one(record, mapping, phones, owner, candidates, problems, notes, shared)
+                _map_one(
+                    record, mapping, phones, owner, candidates, problems, notes, shared, claimed
+                )
                 if record.numbers:
                     _unsynced_numbers(record, mapping, problems, notes, before[0])
                 if len(problems) > before[0] or len(notes) > before[1]:
@@ -455,6 +467,7 @@ def map_records(
         del shared
 
         if repeated:
+            claimed.update(c[0] for c in candidates if c[3].record_key in repeated)
             candidates = [c for c in candidates if c[3].record_key not in repeated]
             problems = [p for p in problems if p.record_key not in repeated]
             notes = [p for p in notes if p.record_key not in repeated]
@@ -487,6 +500,7 @@ def map_records(
         notes=tuple(notes),
         key_rules=dict(key_rules),
         source_complete=complete,
+        rejected_numbers=frozenset(claimed - desired.keys()),
     )
 
 
@@ -519,8 +533,12 @@ def _map_one(
     problems: list[RecordProblem],
     notes: list[RecordProblem],
     shared: _Shared,
+    claimed: set[str],
 ) -> None:
-    """Turn one record into candidate entries, one per distinct valid number."""
+    """Turn one record into candidate entries, one per distinct valid number.
+
+    A record rejected as a whole for its name adds its valid numbers to ``claimed``.
+    """
     key = record.key
     fields = record.fields
     raw_phones = []
@@ -551,6 +569,7 @@ def _map_one(
                 f"{mapping.name.source!r} renders empty (its fields {used} are empty)",
             )
         )
+        claimed.update(_record_numbers(record, mapping, phones))
         return
 
     numbers: dict[str, tuple[str, str]] = {}  # number -> (field, raw)
@@ -561,6 +580,20 @@ def _map_one(
     if not numbers:
         return
     _finish_entries(record, mapping, owner, candidates, problems, shared, numbers, name)
+
+
+def _record_numbers(
+    record: SourceRecord, mapping: CompiledMapping, phones: PhoneNormalizer
+) -> list[str]:
+    """The valid numbers in a rejected record's phone fields (its invalid ones aside)."""
+    found: list[str] = []
+    for phone_field in mapping.phone_fields:
+        value = record.fields.get(phone_field)
+        if value and value.strip():
+            for _, result in _phone_results(value, phones):
+                if not isinstance(result, PhoneError):
+                    found.append(result.number)
+    return found
 
 
 def _phone_results(

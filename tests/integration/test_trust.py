@@ -224,6 +224,57 @@ def test_duplicate_key_and_short_row_keep_their_entries(
     assert report.rejected_by_code().get("unreadable_record") == 1
 
 
+@pytest.mark.parametrize(
+    "edit",
+    [{"last_name": "", "first_name": ""}, {"key": "2"}],  # empty name; record 2's key twice
+    ids=["empty_name", "duplicate_key"],
+)
+def test_rejected_record_keeps_its_entry_after_the_database_is_lost(
+    vipex: Vipex, job_files: Any, run: Run, edit: dict[str, str]
+) -> None:
+    """With the mirror gone, the entry is owned by its tag alone and no row says whose
+    it is; the rejected record that still has its number in the CRM keeps it."""
+    config = job_files(vipex, rows(range(1, 4)))
+    run(config, Mode.FULL)
+    edited = rows(range(1, 4))
+    if "key" in edit:
+        edited.append(crm_row(2, phone(22), "Ügyfél22 Anna"))
+    else:
+        edited[1].update(edit)
+    write_crm(config.parent / "crm.csv", edited)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{config.parent / 'mirror.sqlite3'}{suffix}").unlink(missing_ok=True)
+    # (an incremental run has no row for the number, so it plans nothing there)
+    for mode, kept in ((Mode.FULL, 1), (Mode.INCREMENTAL, 0), (Mode.FULL, 1)):
+        report = run(config, mode)
+        assert report.outcome is Outcome.SUCCESS, report
+        assert (report.applied.get("delete", 0), report.kept) == (0, kept), report
+        assert vipex.book()[number(2)]["name"] == "Ügyfél2 Anna"
+    # Once the record reads again, it takes its entry over like any tagged one
+    # (an incremental run looks before it creates, and finds it).
+    write_crm(config.parent / "crm.csv", rows(range(1, 4), company="Új Kft."))
+    fixed = run(config, Mode.INCREMENTAL)
+    assert (fixed.outcome, fixed.kept) == (Outcome.SUCCESS, 0), fixed
+    assert vipex.book()[number(2)]["comment"] == "Új Kft."
+    assert mirror_of(config)[number(2)].owned
+
+
+def test_a_removed_records_entry_still_goes_after_the_database_is_lost(
+    vipex: Vipex, job_files: Any, run: Run
+) -> None:
+    """The rule above keeps a number a rejected record has, not every tagged entry."""
+    config = job_files(vipex, rows(range(1, 4)))
+    run(config, Mode.FULL)
+    edited = rows([1, 3])
+    edited.append(crm_row(4, "nem telefonszám", ""))  # rejected, with no number to keep
+    write_crm(config.parent / "crm.csv", edited)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{config.parent / 'mirror.sqlite3'}{suffix}").unlink(missing_ok=True)
+    report = run(config, Mode.FULL)
+    assert (report.applied.get("delete", 0), report.kept) == (1, 0), report
+    assert number(2) not in vipex.book()
+
+
 # -- item 3: a number change waits for the new number ------------------------------
 
 

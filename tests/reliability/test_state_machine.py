@@ -273,6 +273,18 @@ class Crm:
             claimed.add(digits)
         return bad
 
+    def rejected_numbers(self) -> frozenset[str]:
+        """The valid numbers the records rejected this run still have in the CRM.
+
+        An entry at such a number that no mirror row attributes to a record (a
+        lost database) is kept: the CRM still lists someone there.
+        """
+        return frozenset(
+            VALID[self.rows[key]["phone"]]
+            for key in self.rejected_keys()
+            if self.rows[key]["phone"] in VALID
+        )
+
     def desired(self, spec: JobSpec, template: str) -> dict[str, tuple[int, Entry]]:
         """number -> (record key, entry), worked out without the mapping code.
 
@@ -981,6 +993,7 @@ class SyncMachine(RuleBasedStateMachine):
         before, mirror_before = self._observe(), self._mirror(spec.name)
         desired = job.crm.desired(spec, job.template)
         rejected = job.crm.rejected_keys()
+        claimed = job.crm.rejected_numbers()
         csv = self.dir / spec.csv
         if kind == "broken_source":
             csv.write_bytes(csv.read_bytes() + b"999,\xff\xfe rossz,,,,\n")
@@ -1029,6 +1042,7 @@ class SyncMachine(RuleBasedStateMachine):
             lost_at=lost_at,
             held=held,
             swapped=swap[0] if swapped and swap else None,
+            claimed=claimed,
         )
 
         if kind in SOURCE_FAULTS and (kind == "broken_source" or job.crm.rows):
@@ -1113,6 +1127,7 @@ class SyncMachine(RuleBasedStateMachine):
         unconfirmed: int | None = None,
         held: frozenset[int] = frozenset(),
         swapped: str | None = None,
+        claimed: frozenset[str] = frozenset(),
     ) -> None:
         """Invariants 1-3 for one run of ``job``; ``log`` is the run's writes in order.
 
@@ -1120,6 +1135,7 @@ class SyncMachine(RuleBasedStateMachine):
         journal (a kill); ``held``: indices of writes whose answer a hang held
         past the client's timeout. Such a write landed, but the job never
         learned it did, so it confirms nothing (a retry that was answered does).
+        ``claimed``: the valid numbers of the records rejected this run.
         """
         spec = job.spec
         mine = set(spec.numbers())
@@ -1145,6 +1161,13 @@ class SyncMachine(RuleBasedStateMachine):
             keys = job.owner_keys.get(num, set())
             wrongs = [_claim(key, num, job, desired, rejected, after) for key in sorted(keys)]
             assert not wrongs or None in wrongs, wrongs[0]
+            # Where no mirror row says whose the entry is (a lost database), a
+            # record rejected this run that still has the number is its record.
+            row = mirror_before.get(num)
+            assert num not in claimed or (row is not None and row.record_key is not None), (
+                f"{num} deleted although a record present but rejected still has it in "
+                "the CRM, and no mirror row attributed the entry to another record"
+            )
         if lost_at is not None:
             late = log[lost_at + 1 :]
             assert len(late) <= LOCK_CHECK_EVERY + 4, f"{len(late)} writes after the lock was lost"
@@ -1235,6 +1258,7 @@ class SyncMachine(RuleBasedStateMachine):
         before, mirror_before = self._observe(), self._mirror(JOB_A.name)
         desired = a.crm.desired(JOB_A, a.template)
         rejected = a.crm.rejected_keys()
+        claimed = a.crm.rejected_numbers()
         config = self._config("crash", concurrency=1)  # one write in flight at the kill
         release = threading.Event()
         log_start = len(self.vipex.app.write_log())
@@ -1280,6 +1304,7 @@ class SyncMachine(RuleBasedStateMachine):
             rejected,
             log,
             unconfirmed=unconfirmed,
+            claimed=claimed,
         )
         if revert:
             a.crm.rows = saved
@@ -1354,11 +1379,19 @@ class SyncMachine(RuleBasedStateMachine):
         # it; one a valid record wants is that record's to fill (the same content
         # there is a noop, which leaves the number attributed to the rejected one)
         kept = {str(k) for k in job.crm.rejected_keys()}
+        claimed = job.crm.rejected_numbers()
+
+        def spared(n: str) -> bool:
+            # kept for its record, or for a rejected record with no row saying otherwise
+            row = mirror.get(n)
+            if row is not None and row.record_key is not None:
+                return row.record_key in kept
+            return n in claimed
+
         tagged = {
             n: as_entry(raw)
             for n, raw in book.items()
-            if spec.tag in raw["tags"]
-            and (n in desired or not (n in mirror and mirror[n].record_key in kept))
+            if spec.tag in raw["tags"] and (n in desired or not spared(n))
         }
         assert set(tagged) == set(desired), (spec.name, sorted(tagged), sorted(desired))
         for num, want in desired.items():
@@ -1508,6 +1541,28 @@ def test_a_write_cut_by_a_kill_is_looked_at_after_the_crm_reverts() -> None:
         machine.crash_after_writes(k=1, full=False, revert=True, row=0)
         assert EVENTS["crash run: killed at write 1"] == 1
         assert machine.state.entry(VIPEX_ID, number(0))["comment"] == "Átmeneti Kft"
+        machine.sync(full=False, which=JOB_A.name)
+        machine.faults_stop()
+        machine.foreign_entries_untouched()
+
+
+@pytest.mark.parametrize("op", ["empty_name", "duplicate_key"])
+def test_a_rejected_records_entry_outlives_a_lost_database(op: str) -> None:
+    """A lost database leaves a tagged entry with no row saying whose it is.
+
+    The record it was written for is still in the CRM but rejected; the full
+    resync that rebuilds the mirror must keep the entry (the model's delete
+    check and convergence both hold it to that), and once the record reads
+    again the entry is its own.
+    """
+    EVENTS.clear()
+    with _machine() as machine:
+        machine.start(keys=[100, 101], numbers=[0, 1], second=False, refuse_first=False)
+        machine.sync(full=True, which=JOB_A.name)
+        machine.crm_reject(op=op, row=1, bad=INVALID_PHONES[0])
+        machine.delete_mirror()
+        machine.sync(full=True, which=JOB_A.name)
+        assert number(1) in snapshot(machine.state)
         machine.sync(full=False, which=JOB_A.name)
         machine.faults_stop()
         machine.foreign_entries_untouched()

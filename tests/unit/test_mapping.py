@@ -338,6 +338,32 @@ def test_rejected_keys_are_the_present_records_that_lost_an_entry() -> None:
     assert result.rejected_keys == {"1", "2", "5"}
 
 
+def test_rejected_numbers_are_the_valid_numbers_of_records_rejected_whole() -> None:
+    """They keep an entry no mirror row attributes (a lost database) from deletion."""
+    damaged = SourceRecord(
+        "6", {"id": "6", "phone": "06 1 999 6600"}, "crm.csv line 8", problem="short row"
+    )
+    result = run(
+        rec("1", phone="06 1 999 6000", last_name="", first_name=""),  # empty name
+        rec("2", phone="nem szám"),  # no valid number: nothing to keep by number
+        rec("3", phone="06 1 999 6000"),  # valid, and wants record 1's number itself
+        rec("4", phone="06 1 999 6400", last_name="", first_name="", mobile="x"),
+        rec("5", phone="06 1 999 7000"),
+        rec("5", phone="06 1 999 7001"),  # duplicate key: both rows' numbers
+        rec("", phone="06 1 999 8000"),  # no key
+        rec("7", phone="06 1 999 9000"),  # valid
+        damaged,
+    )
+    assert result.rejected_numbers == {
+        "3619996400",
+        "3619997000",
+        "3619997001",
+        "3619998000",
+        "3619996600",
+    }
+    assert "3619996000" in result.desired  # a desired number is decided by its record
+
+
 def test_an_ownership_tag_with_a_comma_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"jobs\.ownership_tag"):
         run(rec("1", phone="06 1 999 6000"), tag="crm,sync")

@@ -631,6 +631,26 @@ def test_present_but_rejected_record_keeps_its_entries(full: bool, delete: Delet
     assert p.kept == (A,)
 
 
+@pytest.mark.parametrize("delete", ["owned", "all"])
+def test_a_rejected_records_number_keeps_an_entry_no_mirror_row_attributes(
+    delete: DeletePolicy,
+) -> None:
+    """After a lost database, a tagged entry has no row saying whose it is: a record
+    present but rejected that has its number in the CRM keeps it. An entry the
+    mirror attributes to another record is decided by that record."""
+    tagged, gone = entry(A), entry(B)
+    numbers = frozenset({A, B})
+    p = plan({}, {}, remote_of(tagged, gone), policy(delete), rejected_numbers=frozenset({A}))
+    assert [(c.action, c.phonenumber) for c in p.changes] == [(Action.DELETE, B)]
+    assert p.kept == (A,)
+    unattributed = MirrorEntry(B, gone, True, None, WriteState.APPLIED)
+    attributed = mirror_of(row(A, tagged, key="r9"), unattributed)
+    for remote in (remote_of(tagged, gone), None):
+        p = plan({}, attributed, remote, policy(delete), rejected_numbers=numbers)
+        assert [c.phonenumber for c in p.changes] == [A], p.changes
+        assert p.kept == (B,)
+
+
 @pytest.mark.parametrize("full", [False, True])
 def test_a_rejected_records_number_does_not_change_hands_without_a_write(full: bool) -> None:
     """Invariant 5: another record wanting the same content at a rejected record's number

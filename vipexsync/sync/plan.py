@@ -146,11 +146,16 @@ class _Builder:
     """Collects the changes, counters and mirror updates of one plan."""
 
     def __init__(
-        self, desired: Mapping[str, DesiredEntry], policy: Policy, rejected_keys: frozenset[str]
+        self,
+        desired: Mapping[str, DesiredEntry],
+        policy: Policy,
+        rejected_keys: frozenset[str],
+        rejected_numbers: frozenset[str] = frozenset(),
     ) -> None:
         self.desired = desired
         self.policy = policy
         self.rejected_keys = rejected_keys
+        self.rejected_numbers = rejected_numbers
         self.changes: list[Change] = []
         self.deletes: list[Change] = []  # resolved against the writes in build()
         self.mirror_updates: list[MirrorUpdate] = []
@@ -178,9 +183,18 @@ class _Builder:
     def delete(
         self, number: str, before: Entry | None, reason: str, record_key: str | None
     ) -> None:
-        """Delete ``number`` unless its record is present but rejected this run."""
+        """Delete ``number`` unless its record is present but rejected this run.
+
+        The record is the one the mirror says the entry was written for; where
+        the mirror does not know (a lost database: the entry is owned by its
+        tag alone), a record rejected this run that still has the number in
+        the CRM counts as its record.
+        """
         if record_key is not None and record_key in self.rejected_keys:
             # Still in the CRM, only unreadable or invalid this run: keep its entries.
+            self.kept.append(number)
+            return
+        if record_key is None and number in self.rejected_numbers:
             self.kept.append(number)
             return
         self.deletes.append(Change(Action.DELETE, number, before, None, reason, record_key))
@@ -500,6 +514,7 @@ def plan(
     policy: Policy,
     *,
     rejected_keys: frozenset[str] = frozenset(),
+    rejected_numbers: frozenset[str] = frozenset(),
     lookups: Lookups | None = None,
 ) -> Plan:
     """Every write one run should make, in order: creates, updates/adopts, deletes.
@@ -507,6 +522,8 @@ def plan(
     ``remote`` is ``None`` on an incremental run (desired vs mirror only) and
     the listing on a full resync. ``rejected_keys`` are the CRM records present
     in this read but rejected: the numbers last written for them are kept.
+    ``rejected_numbers`` are the valid numbers such records carry: an entry
+    there whose record the mirror does not know is kept too.
     ``lookups`` holds what ``get_phonebook_entry`` found for the numbers of
     :func:`lookups_needed` on an incremental run (a number missing from it is
     not written this run); ``None`` sends unknown content without a look.
@@ -515,7 +532,7 @@ def plan(
     (``policy.semantics``), so a trimmed, truncated or normalised value VIPeX
     holds counts as equal and is not rewritten on every run.
     """
-    b = _Builder(normal_desired(desired, policy.semantics), policy, rejected_keys)
+    b = _Builder(normal_desired(desired, policy.semantics), policy, rejected_keys, rejected_numbers)
     if remote is None:
         return _plan_incremental(b, mirror, lookups)
     return _plan_full(b, mirror, remote)

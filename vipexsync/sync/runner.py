@@ -467,6 +467,7 @@ class JobRun:
             remote,
             policy,
             rejected_keys=mapped.rejected_keys,
+            rejected_numbers=mapped.rejected_numbers,
             lookups=lookups if remote is None else None,
         )
         verdict = guard(
