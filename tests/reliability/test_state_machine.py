@@ -38,8 +38,10 @@ interpreter start) and SIGKILLs it.
    cut short writes nothing; a run with an unstable listing, an incremental
    run after a mapping change that no stable full resync confirmed, and a run
    after it lost its lock delete nothing; a number last written for a record
-   that is still in the CRM but rejected is never deleted; the old number of
-   a renumbered record is deleted only once the new one holds its content.
+   that is still in the CRM but rejected is never deleted, nor is an entry
+   that no mirror row attributes (a lost database) at a number such a record
+   still has; the old number of a renumbered record is deleted only once the
+   new one holds its content.
 3. *The mirror tells the truth.* A mirror row in state ``applied`` matches
    what VIPeX holds, unless someone edited that number by hand since; every
    confirmed content was really held by VIPeX; every entry the job
