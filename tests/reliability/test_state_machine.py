@@ -1179,9 +1179,14 @@ class SyncMachine(RuleBasedStateMachine):
                 assert num in mine, f"{num} was changed by {spec.name} but it is not its number"
         # what the run confirmed (the answer came back) updates the model
         for i, (_, action, num) in enumerate(log):
-            if unconfirmed is not None and i >= unconfirmed:
-                break
             assert num in mine, f"{spec.name} wrote {num}, which is not among its numbers"
+            if unconfirmed is not None and i >= unconfirmed:
+                # A kill: the write landed, but no answer reached the journal,
+                # so it confirms nothing. A delete still took the entry away:
+                # what the job once confirmed-wrote there no longer exists.
+                if action == "del_phonebook_entry":
+                    job.must_own.discard(num)
+                continue
             if action == "set_phonebook_entry" and i in held:
                 event(HELD)
                 # The job never heard, yet VIPeX holds that record's entry there,
@@ -1544,6 +1549,30 @@ def test_a_write_cut_by_a_kill_is_looked_at_after_the_crm_reverts() -> None:
         assert EVENTS["crash run: killed at write 1"] == 1
         assert machine.state.entry(VIPEX_ID, number(0))["comment"] == "Átmeneti Kft"
         machine.sync(full=False, which=JOB_A.name)
+        machine.faults_stop()
+        machine.foreign_entries_untouched()
+
+
+def test_a_delete_cut_by_a_kill_still_took_the_entry_away() -> None:
+    """A model error the long profile found, as its shrunk sequence of rules.
+
+    A killed run deleted an entry the job had confirmed-written, but its answer
+    never reached the journal. The model used to skip every write of a killed
+    run, so it still expected the job to own that number; once an unanswered
+    create put an entry there again (rightly not owned), it reported the mirror
+    as wrong. A delete that landed voids what was confirmed there, answered or not.
+    """
+    EVENTS.clear()
+    with _machine() as machine:
+        machine.start(
+            keys=[370, 364, 267], numbers=[4, 3, 4, 0, 0, 0], second=True, refuse_first=True
+        )
+        machine.renumber_past_an_unanswered_create(full=False, row=59)
+        machine.full_sync_losing_a_row(drop=True, row=36)
+        machine.renumber_past_an_unanswered_create(full=True, row=0)
+        machine.crash_after_writes(full=True, k=2, revert=False, row=53)
+        machine.renumber_past_an_unanswered_create(full=False, row=23)
+        machine.renumber_past_an_unanswered_create(full=False, row=50)
         machine.faults_stop()
         machine.foreign_entries_untouched()
 
