@@ -128,6 +128,12 @@ def mirror_of(config_path: Path, job: str = "crm") -> dict[str, Any]:
         engine.dispose()
 
 
+def lose_database(config_path: Path) -> None:
+    """The SQLite mirror beside ``config_path`` is gone, with its WAL files."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{config_path.parent / 'mirror.sqlite3'}{suffix}").unlink(missing_ok=True)
+
+
 def changes_of(config_path: Path, phonenumber: str) -> list[store.ChangeRecord]:
     config = load_config(config_path)
     engine = sa.create_engine(config.database.url)
@@ -242,8 +248,7 @@ def test_rejected_record_keeps_its_entry_after_the_database_is_lost(
     else:
         edited[1].update(edit)
     write_crm(config.parent / "crm.csv", edited)
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{config.parent / 'mirror.sqlite3'}{suffix}").unlink(missing_ok=True)
+    lose_database(config)
     # (an incremental run has no row for the number, so it plans nothing there)
     for mode, kept in ((Mode.FULL, 1), (Mode.INCREMENTAL, 0), (Mode.FULL, 1)):
         report = run(config, mode)
@@ -268,8 +273,7 @@ def test_a_removed_records_entry_still_goes_after_the_database_is_lost(
     edited = rows([1, 3])
     edited.append(crm_row(4, "nem telefonszám", ""))  # rejected, with no number to keep
     write_crm(config.parent / "crm.csv", edited)
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{config.parent / 'mirror.sqlite3'}{suffix}").unlink(missing_ok=True)
+    lose_database(config)
     report = run(config, Mode.FULL)
     assert (report.applied.get("delete", 0), report.kept) == (1, 0), report
     assert number(2) not in vipex.book()
