@@ -445,6 +445,45 @@ def test_an_unanswered_create_keeps_its_record_when_the_number_moves_again(
     assert number(2) in vipex.book(), "record 1's entry at number 2 was deleted first"
 
 
+def test_an_unanswered_write_names_its_record_on_a_row_that_had_none(
+    vipex: Vipex, job_files: Any, run: Run
+) -> None:
+    """Found by the long profile. A failed delete of an entry no row attributed (a
+    lost database) leaves a row without a record; a write for record 1 that then
+    lands there unanswered must name record 1 on that row, or its entry is later
+    deleted as nobody's, before record 1's newest number exists."""
+    config = job_files(vipex, rows([1, 2]), timeout=0.3, retry_deadline=0.2)
+    run(config, Mode.FULL)
+    write_crm(config.parent / "crm.csv", rows([1]))
+    lose_database(config)
+    vipex.faults.error_rate = 1.0
+    vipex.faults.actions = frozenset({"del_phonebook_entry"})
+    assert run(config, Mode.FULL).failed == {"delete": 1}
+    assert mirror_of(config)[number(2)].record_key is None
+    # Record 1 moves to number 2: VIPeX takes the write but never answers in time.
+    moved = rows([1])
+    moved[0]["phone"] = phone(2)
+    write_crm(config.parent / "crm.csv", moved)
+    vipex.faults.reset()
+    vipex.faults.hang_rate = 1.0
+    vipex.faults.hang_seconds = 0.6
+    vipex.faults.actions = frozenset({"set_phonebook_entry"})
+    assert run(config).outcome is Outcome.FAILURE
+    deadline = time.monotonic() + 10
+    while vipex.book()[number(2)]["name"] != "Ügyfél1 Anna" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    vipex.faults.reset()
+    assert mirror_of(config)[number(2)].record_key == "1"
+    # It moves again, to a number VIPeX refuses: its entry at number 2 must wait.
+    moved[0]["phone"] = phone(3)
+    write_crm(config.parent / "crm.csv", moved)
+    vipex.front.numbers.add(number(3))
+    run(config)
+    report = run(config, Mode.FULL)
+    assert report.failed == {"create": 1}, report
+    assert number(2) in vipex.book(), "record 1's entry at number 2 was deleted first"
+
+
 # -- item 8: a row skipped while paging ---------------------------------------------------
 
 

@@ -1577,6 +1577,30 @@ def test_a_delete_cut_by_a_kill_still_took_the_entry_away() -> None:
         machine.foreign_entries_untouched()
 
 
+def test_an_unanswered_write_on_a_row_without_a_record_names_its_record() -> None:
+    """An engine bug the long profile found, as its shrunk sequence of rules.
+
+    After a lost database, a killed run left a pending delete on a row that
+    named no record. A create for a moving record then landed there
+    unanswered, but the pending mark kept the row's record empty, so the full
+    resync after the record's next move deleted that entry as nobody's before
+    the record's newest number existed (item 3). A row naming no record now
+    takes the record of the write marked on it.
+    """
+    EVENTS.clear()
+    with _machine() as machine:
+        machine.start(
+            keys=[994, 503, 534], numbers=[6, 3, 6, 6, 4, 4], second=True, refuse_first=False
+        )
+        machine.sync_losing_the_lock(k=2)
+        machine.renumber_past_an_unanswered_create(full=False, row=2)
+        machine.delete_mirror()
+        machine.crash_after_writes(full=False, k=2, revert=False, row=62)
+        machine.renumber_past_an_unanswered_create(full=True, row=6)
+        machine.faults_stop()
+        machine.foreign_entries_untouched()
+
+
 @pytest.mark.parametrize("op", ["empty_name", "duplicate_key"])
 def test_a_rejected_records_entry_outlives_a_lost_database(op: str) -> None:
     """A lost database leaves a tagged entry with no row saying whose it is.

@@ -84,13 +84,16 @@ _UPSERT_CONFIRMED: Final = _mirror_text(
 
 # A failed write never changes ownership: a refused or unanswered create
 # proves nothing (DESIGN invariant 2), so a new row is not owned, and an
-# existing row keeps what its confirmed writes earned. Confirmed content stays.
+# existing row keeps what its confirmed writes earned. Confirmed content stays,
+# and so does the record the row names; a row naming none takes the record the
+# write was for (an unanswered write may have put that record's entry there).
 _UPSERT_FAILED: Final = _mirror_text(
     f"INSERT INTO mirror_entries ({_COLUMNS}) VALUES (:job, :phonenumber, NULL, NULL, "
     "NULL, NULL, NULL, :owned, :record_key, NULL, NULL, NULL, :state, 1, :last_error) "
     "ON CONFLICT (job, phonenumber) DO UPDATE SET "
     "state = excluded.state, attempts = mirror_entries.attempts + 1, "
-    "last_error = excluded.last_error"
+    "last_error = excluded.last_error, "
+    "record_key = COALESCE(mirror_entries.record_key, excluded.record_key)"
 )
 _DELETE_ROW: Final = sa.delete(_MIRROR).where(
     _MIRROR.c.job == sa.bindparam("job"), _MIRROR.c.phonenumber == sa.bindparam("phonenumber")
@@ -719,6 +722,7 @@ def mark_pending_many(
     flight), so the next run treats its VIPeX content as unknown. The
     confirmed content and ownership are never touched: a planned create gets
     a row with no confirmed content that owns nothing until VIPeX confirms it.
+    The record a row names is kept; a row naming none takes the write's.
     Returns how many rows were marked.
     """
     rows = []
@@ -747,7 +751,14 @@ def mark_pending_many(
     stmt = insert(row)
     stmt = stmt.on_conflict_do_update(
         index_elements=[row.job, row.phonenumber],
-        set_={"state": WriteState.PENDING.value},
+        set_={
+            "state": WriteState.PENDING.value,
+            # A row naming no record (an entry owned by its tag alone after a
+            # lost database) takes the record this write is for: if the write
+            # lands unanswered, VIPeX holds that record's entry there, and a
+            # later delete must wait for that record's new numbers (item 3).
+            "record_key": sa.func.coalesce(row.record_key, stmt.excluded.record_key),
+        },
     )
     for start in range(0, len(rows), IN_CHUNK):
         session.execute(stmt, rows[start : start + IN_CHUNK])
