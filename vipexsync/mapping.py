@@ -541,11 +541,7 @@ def _map_one(
     """
     key = record.key
     fields = record.fields
-    raw_phones = []
-    for phone_field in mapping.phone_fields:
-        value = fields.get(phone_field)
-        if value and value.strip():
-            raw_phones.append((phone_field, value))
+    raw_phones = _raw_phones(record, mapping)
     if not raw_phones:
         names = ", ".join(repr(f) for f in mapping.phone_fields)
         problems.append(
@@ -569,7 +565,7 @@ def _map_one(
                 f"{mapping.name.source!r} renders empty (its fields {used} are empty)",
             )
         )
-        claimed.update(_record_numbers(record, mapping, phones))
+        claimed.update(_valid_numbers(raw_phones, phones))
         return
 
     numbers: dict[str, tuple[str, str]] = {}  # number -> (field, raw)
@@ -582,18 +578,31 @@ def _map_one(
     _finish_entries(record, mapping, owner, candidates, problems, shared, numbers, name)
 
 
+def _raw_phones(record: SourceRecord, mapping: CompiledMapping) -> list[tuple[str, str]]:
+    """(phone field, value) for each of the mapping's phone fields the record fills."""
+    fields = record.fields
+    return [
+        (phone_field, value)
+        for phone_field in mapping.phone_fields
+        if (value := fields.get(phone_field)) and value.strip()
+    ]
+
+
+def _valid_numbers(raw_phones: list[tuple[str, str]], phones: PhoneNormalizer) -> list[str]:
+    """The valid numbers among a rejected record's phone values (its invalid ones aside)."""
+    return [
+        result.number
+        for _, value in raw_phones
+        for _, result in _phone_results(value, phones)
+        if not isinstance(result, PhoneError)
+    ]
+
+
 def _record_numbers(
     record: SourceRecord, mapping: CompiledMapping, phones: PhoneNormalizer
 ) -> list[str]:
-    """The valid numbers in a rejected record's phone fields (its invalid ones aside)."""
-    found: list[str] = []
-    for phone_field in mapping.phone_fields:
-        value = record.fields.get(phone_field)
-        if value and value.strip():
-            for _, result in _phone_results(value, phones):
-                if not isinstance(result, PhoneError):
-                    found.append(result.number)
-    return found
+    """The valid numbers in a rejected record's phone fields."""
+    return _valid_numbers(_raw_phones(record, mapping), phones)
 
 
 def _phone_results(
