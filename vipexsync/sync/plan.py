@@ -150,7 +150,7 @@ class _Builder:
         desired: Mapping[str, DesiredEntry],
         policy: Policy,
         rejected_keys: frozenset[str],
-        rejected_numbers: frozenset[str] = frozenset(),
+        rejected_numbers: frozenset[str],
     ) -> None:
         self.desired = desired
         self.policy = policy
@@ -190,11 +190,12 @@ class _Builder:
         tag alone), a record rejected this run that still has the number in
         the CRM counts as its record.
         """
-        if record_key is not None and record_key in self.rejected_keys:
+        if (
+            record_key in self.rejected_keys
+            if record_key is not None
+            else number in self.rejected_numbers
+        ):
             # Still in the CRM, only unreadable or invalid this run: keep its entries.
-            self.kept.append(number)
-            return
-        if record_key is None and number in self.rejected_numbers:
             self.kept.append(number)
             return
         self.deletes.append(Change(Action.DELETE, number, before, None, reason, record_key))
