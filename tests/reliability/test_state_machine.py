@@ -68,7 +68,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -275,16 +275,15 @@ class Crm:
             claimed.add(digits)
         return bad
 
-    def rejected_numbers(self) -> frozenset[str]:
-        """The valid numbers the records rejected this run still have in the CRM.
+    def numbers_of(self, keys: Iterable[int]) -> frozenset[str]:
+        """The valid numbers these records have in the CRM.
 
-        An entry at such a number that no mirror row attributes to a record (a
-        lost database) is kept: the CRM still lists someone there.
+        For the rejected records: an entry at such a number that no mirror row
+        attributes to a record (a lost database) is kept, as the CRM still
+        lists someone there.
         """
         return frozenset(
-            VALID[self.rows[key]["phone"]]
-            for key in self.rejected_keys()
-            if self.rows[key]["phone"] in VALID
+            VALID[self.rows[key]["phone"]] for key in keys if self.rows[key]["phone"] in VALID
         )
 
     def desired(self, spec: JobSpec, template: str) -> dict[str, tuple[int, Entry]]:
@@ -995,7 +994,6 @@ class SyncMachine(RuleBasedStateMachine):
         before, mirror_before = self._observe(), self._mirror(spec.name)
         desired = job.crm.desired(spec, job.template)
         rejected = job.crm.rejected_keys()
-        claimed = job.crm.rejected_numbers()
         csv = self.dir / spec.csv
         if kind == "broken_source":
             csv.write_bytes(csv.read_bytes() + b"999,\xff\xfe rossz,,,,\n")
@@ -1044,7 +1042,6 @@ class SyncMachine(RuleBasedStateMachine):
             lost_at=lost_at,
             held=held,
             swapped=swap[0] if swapped and swap else None,
-            claimed=claimed,
         )
 
         if kind in SOURCE_FAULTS and (kind == "broken_source" or job.crm.rows):
@@ -1129,7 +1126,6 @@ class SyncMachine(RuleBasedStateMachine):
         unconfirmed: int | None = None,
         held: frozenset[int] = frozenset(),
         swapped: str | None = None,
-        claimed: frozenset[str] = frozenset(),
     ) -> None:
         """Invariants 1-3 for one run of ``job``; ``log`` is the run's writes in order.
 
@@ -1137,9 +1133,9 @@ class SyncMachine(RuleBasedStateMachine):
         journal (a kill); ``held``: indices of writes whose answer a hang held
         past the client's timeout. Such a write landed, but the job never
         learned it did, so it confirms nothing (a retry that was answered does).
-        ``claimed``: the valid numbers of the records rejected this run.
         """
         spec = job.spec
+        claimed = job.crm.numbers_of(rejected)  # the rows are as the run read them
         mine = set(spec.numbers())
         # 1. deletes need ownership
         for i, (_, action, num) in enumerate(log):
@@ -1265,7 +1261,6 @@ class SyncMachine(RuleBasedStateMachine):
         before, mirror_before = self._observe(), self._mirror(JOB_A.name)
         desired = a.crm.desired(JOB_A, a.template)
         rejected = a.crm.rejected_keys()
-        claimed = a.crm.rejected_numbers()
         config = self._config("crash", concurrency=1)  # one write in flight at the kill
         release = threading.Event()
         log_start = len(self.vipex.app.write_log())
@@ -1311,7 +1306,6 @@ class SyncMachine(RuleBasedStateMachine):
             rejected,
             log,
             unconfirmed=unconfirmed,
-            claimed=claimed,
         )
         if revert:
             a.crm.rows = saved
@@ -1385,8 +1379,9 @@ class SyncMachine(RuleBasedStateMachine):
         # a record still in the CRM but rejected keeps the numbers last written for
         # it; one a valid record wants is that record's to fill (the same content
         # there is a noop, which leaves the number attributed to the rejected one)
-        kept = {str(k) for k in job.crm.rejected_keys()}
-        claimed = job.crm.rejected_numbers()
+        rejected = job.crm.rejected_keys()
+        kept = {str(k) for k in rejected}
+        claimed = job.crm.numbers_of(rejected)
 
         def spared(n: str) -> bool:
             # kept for its record, or for a rejected record with no row saying otherwise
